@@ -23,7 +23,11 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request) -> Re
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/admin/queue") => {
             let body = String::from_utf8_lossy(&req.body).into_owned();
-            for line in body.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()) {
+            for line in body
+                .lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .filter(|l| !l.trim().is_empty())
+            {
                 let id = crate::protocol::queue(state, cfg, &sn, &unescape(line));
                 out.push_str(&format!("{id}\n"));
             }
@@ -41,7 +45,13 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request) -> Re
         ("GET", "/admin/uploads") => {
             for u in state.uploads(&sn) {
                 let query: Vec<String> = u.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                out.push_str(&format!("{} {}?{}\n{}\n", u.seq, u.endpoint, query.join("&"), String::from_utf8_lossy(&u.raw)));
+                out.push_str(&format!(
+                    "{} {}?{}\n{}\n",
+                    u.seq,
+                    u.endpoint,
+                    query.join("&"),
+                    String::from_utf8_lossy(&u.raw)
+                ));
             }
         }
         ("POST", "/admin/approve") => {
@@ -54,7 +64,11 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request) -> Re
         }
         ("GET", "/admin/serials") => {
             for s in state.serials() {
-                let reg = if state.registration(&s).is_some() { "registered" } else { "unregistered" };
+                let reg = if state.registration(&s).is_some() {
+                    "registered"
+                } else {
+                    "unregistered"
+                };
                 out.push_str(&format!("{s} {reg}\n"));
             }
         }

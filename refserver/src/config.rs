@@ -316,9 +316,17 @@ pub mod commands {
     /// `DATA UPDATE <table> k=v\tk=v`, with `table_sep` after the table name
     /// (`' '` per spec, `'\t'` on some servers) and `field_sep` between fields
     /// (`'\t'` per spec, `' '` on some servers).
-    pub fn data_update(table: &str, fields: &[(&str, &str)], table_sep: char, field_sep: char) -> String {
+    pub fn data_update(
+        table: &str,
+        fields: &[(&str, &str)],
+        table_sep: char,
+        field_sep: char,
+    ) -> String {
         let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("DATA UPDATE {table}{table_sep}{}", body.join(&field_sep.to_string()))
+        format!(
+            "DATA UPDATE {table}{table_sep}{}",
+            body.join(&field_sep.to_string())
+        )
     }
 
     /// `CONTROL DEVICE 01<door>01<secs>` (8 hex digits), or with the operator
@@ -349,7 +357,10 @@ mod tests {
     #[test]
     fn command_helpers() {
         assert_eq!(commands::open_door(1, 5, None), "CONTROL DEVICE 01010105");
-        assert_eq!(commands::open_door(1, 5, Some(0)), "CONTROL DEVICE 0101010500");
+        assert_eq!(
+            commands::open_door(1, 5, Some(0)),
+            "CONTROL DEVICE 0101010500"
+        );
         assert_eq!(
             commands::data_update("user", &[("Pin", "1"), ("Name", "A B")], '\t', ' '),
             "DATA UPDATE user\tPin=1 Name=A B"

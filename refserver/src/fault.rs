@@ -44,7 +44,11 @@ impl Target {
         if self.path.as_deref().is_some_and(|p| p != path) {
             return false;
         }
-        if self.method.as_deref().is_some_and(|m| !m.eq_ignore_ascii_case(method)) {
+        if self
+            .method
+            .as_deref()
+            .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+        {
             return false;
         }
         self.query.iter().all(|(k, v)| {
@@ -136,12 +140,20 @@ impl FaultSet {
 
     /// A `RefuseConnection` firing for a newly accepted connection, if any.
     pub fn take_refusal(&mut self) -> bool {
-        self.take(|f| f.kind == FaultKind::RefuseConnection).is_some()
+        self.take(|f| f.kind == FaultKind::RefuseConnection)
+            .is_some()
     }
 
     /// The first request-level fault matching this request, if any.
-    pub fn take_for_request(&mut self, method: &str, path: &str, query: &[(String, String)]) -> Option<FaultKind> {
-        self.take(|f| f.kind != FaultKind::RefuseConnection && f.target.matches(method, path, query))
+    pub fn take_for_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Option<FaultKind> {
+        self.take(|f| {
+            f.kind != FaultKind::RefuseConnection && f.target.matches(method, path, query)
+        })
     }
 }
 
@@ -150,19 +162,36 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn targeted_fault_fires_only_on_match_and_counts_down() {
         let mut set = FaultSet::default();
-        set.add(Fault::new(FaultKind::Status(500)).on_path("/iclock/cdata").with_query("table", "rtlog").times(2));
+        set.add(
+            Fault::new(FaultKind::Status(500))
+                .on_path("/iclock/cdata")
+                .with_query("table", "rtlog")
+                .times(2),
+        );
         let rtlog = q(&[("SN", "1"), ("table", "rtlog")]);
         let rtstate = q(&[("SN", "1"), ("table", "rtstate")]);
-        assert_eq!(set.take_for_request("POST", "/iclock/cdata", &rtstate), None);
+        assert_eq!(
+            set.take_for_request("POST", "/iclock/cdata", &rtstate),
+            None
+        );
         assert_eq!(set.take_for_request("GET", "/iclock/ping", &rtlog), None);
-        assert_eq!(set.take_for_request("POST", "/iclock/cdata", &rtlog), Some(FaultKind::Status(500)));
-        assert_eq!(set.take_for_request("POST", "/iclock/cdata", &rtlog), Some(FaultKind::Status(500)));
+        assert_eq!(
+            set.take_for_request("POST", "/iclock/cdata", &rtlog),
+            Some(FaultKind::Status(500))
+        );
+        assert_eq!(
+            set.take_for_request("POST", "/iclock/cdata", &rtlog),
+            Some(FaultKind::Status(500))
+        );
         assert_eq!(set.take_for_request("POST", "/iclock/cdata", &rtlog), None);
     }
 

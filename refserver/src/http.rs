@@ -87,7 +87,9 @@ pub fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, HttpError> {
             if head.is_empty() {
                 return Err(HttpError::Closed);
             }
-            return Err(HttpError::Malformed("stream ended inside the header".into()));
+            return Err(HttpError::Malformed(
+                "stream ended inside the header".into(),
+            ));
         }
         if head.len() > MAX_HEAD_BYTES {
             return Err(HttpError::Malformed("header too large".into()));
@@ -110,7 +112,11 @@ pub fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, HttpError> {
         (Some(m), Some(t), Some(v)) => (m.to_string(), t.to_string(), v.to_string()),
         // UPGRADE method 3 in the spec shows `GET http://host/file` without a version.
         (Some(m), Some(t), None) => (m.to_string(), t.to_string(), "HTTP/1.0".to_string()),
-        _ => return Err(HttpError::Malformed(format!("bad request line {request_line:?}"))),
+        _ => {
+            return Err(HttpError::Malformed(format!(
+                "bad request line {request_line:?}"
+            )))
+        }
     };
     let mut headers = Vec::new();
     for line in lines {
@@ -144,7 +150,9 @@ pub fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, HttpError> {
             .parse()
             .map_err(|_| HttpError::Malformed(format!("bad Content-Length {len:?}")))?;
         if len > MAX_BODY_BYTES {
-            return Err(HttpError::Malformed(format!("body of {len} bytes too large")));
+            return Err(HttpError::Malformed(format!(
+                "body of {len} bytes too large"
+            )));
         }
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body)?;
@@ -158,7 +166,9 @@ fn read_chunked<R: BufRead>(reader: &mut R) -> Result<Vec<u8>, HttpError> {
     loop {
         let mut size_line = String::new();
         if reader.read_line(&mut size_line)? == 0 {
-            return Err(HttpError::Malformed("stream ended inside chunked body".into()));
+            return Err(HttpError::Malformed(
+                "stream ended inside chunked body".into(),
+            ));
         }
         let size_text = size_line.trim().split(';').next().unwrap_or_default();
         let size = usize::from_str_radix(size_text.trim(), 16)
@@ -381,12 +391,10 @@ mod tests {
 
     #[test]
     fn absolute_form_and_percent_decoding() {
-        let req = parse(
-            b"GET http://h:89/data/emfw.cfg HTTP/1.1\r\n\r\n",
-        )
-        .unwrap();
+        let req = parse(b"GET http://h:89/data/emfw.cfg HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(req.path, "/data/emfw.cfg");
-        let req = parse(b"GET /iclock/file?SN=1&url=http%3A%2F%2Fh%2Fa%20b HTTP/1.1\r\n\r\n").unwrap();
+        let req =
+            parse(b"GET /iclock/file?SN=1&url=http%3A%2F%2Fh%2Fa%20b HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(req.query_value("url"), Some("http://h/a b"));
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
@@ -394,7 +402,10 @@ mod tests {
     #[test]
     fn clean_close_and_truncated_head() {
         assert!(matches!(parse(b""), Err(HttpError::Closed)));
-        assert!(matches!(parse(b"GET / HTTP/1.1\r\nHost"), Err(HttpError::Malformed(_))));
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nHost"),
+            Err(HttpError::Malformed(_))
+        ));
         assert!(matches!(
             parse(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"),
             Err(HttpError::Io(_))
@@ -405,20 +416,45 @@ mod tests {
     fn writes_each_framing() {
         let resp = Response::new(200, "OK");
         let mut out = Vec::new();
-        write_response(&mut out, &resp, Framing::ContentLength, true, BodyCut::Whole).unwrap();
-        assert!(String::from_utf8(out).unwrap().ends_with("Content-Length: 2\r\n\r\nOK"));
+        write_response(
+            &mut out,
+            &resp,
+            Framing::ContentLength,
+            true,
+            BodyCut::Whole,
+        )
+        .unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("Content-Length: 2\r\n\r\nOK"));
         let mut out = Vec::new();
         write_response(&mut out, &resp, Framing::Chunked, true, BodyCut::Whole).unwrap();
-        assert!(String::from_utf8(out).unwrap().ends_with("\r\n\r\n1\r\nO\r\n1\r\nK\r\n0\r\n\r\n"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("\r\n\r\n1\r\nO\r\n1\r\nK\r\n0\r\n\r\n"));
         let mut out = Vec::new();
-        write_response(&mut out, &resp, Framing::CloseDelimited, true, BodyCut::Whole).unwrap();
+        write_response(
+            &mut out,
+            &resp,
+            Framing::CloseDelimited,
+            true,
+            BodyCut::Whole,
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Connection: close") && !text.contains("Content-Length"));
         let mut out = Vec::new();
-        let whole =
-            write_response(&mut out, &Response::new(200, "abcdef"), Framing::ContentLength, true, BodyCut::After(2))
-                .unwrap();
+        let whole = write_response(
+            &mut out,
+            &Response::new(200, "abcdef"),
+            Framing::ContentLength,
+            true,
+            BodyCut::After(2),
+        )
+        .unwrap();
         assert!(!whole);
-        assert!(String::from_utf8(out).unwrap().ends_with("Content-Length: 6\r\n\r\nab"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("Content-Length: 6\r\n\r\nab"));
     }
 }

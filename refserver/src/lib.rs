@@ -31,11 +31,12 @@ mod server;
 pub mod state;
 
 pub use config::{
-    commands, AckMode, Approval, Clock, CmdFormat, CmdFormatChoice, Framing, IdStyle, InitReply, LineEnding,
-    ServerConfig, VersionKey,
+    commands, AckMode, Approval, Clock, CmdFormat, CmdFormatChoice, Framing, IdStyle, InitReply,
+    LineEnding, ServerConfig, VersionKey,
 };
 pub use fault::{Fault, FaultKind, Target};
 pub use server::RefServer;
 pub use state::{
-    md5_hex, CommandResult, QueuedCommand, Record, Registration, RequestLog, Session, State, TokenCheck, Upload,
+    md5_hex, CommandResult, QueuedCommand, Record, Registration, RequestLog, Session, State,
+    TokenCheck, Upload,
 };

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use lintel_refserver::{
-    AckMode, Approval, CmdFormat, CmdFormatChoice, Framing, IdStyle, InitReply, LineEnding, RefServer, ServerConfig,
-    State, VersionKey,
+    AckMode, Approval, CmdFormat, CmdFormatChoice, Framing, IdStyle, InitReply, LineEnding,
+    RefServer, ServerConfig, State, VersionKey,
 };
 
 const AFTER_HELP: &str = "\
@@ -179,14 +179,23 @@ fn config_from(args: &Args) -> anyhow_free::Result<ServerConfig> {
         max_commands_per_poll: args.max_per_poll,
         resend_until_result: !args.no_resend,
         devicecmd_first_result_only: args.first_result_only,
-        id_style: if args.time_ids { IdStyle::TimeBased } else { IdStyle::Sequential },
-        version_key: if args.push_version_key { VersionKey::PushVersion } else { VersionKey::PushProtVer },
+        id_style: if args.time_ids {
+            IdStyle::TimeBased
+        } else {
+            IdStyle::Sequential
+        },
+        version_key: if args.push_version_key {
+            VersionKey::PushVersion
+        } else {
+            VersionKey::PushProtVer
+        },
         request_delay: args.request_delay,
         admin: !args.no_admin,
         ..ServerConfig::default()
     };
     if let Some(path) = &args.script {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read script {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read script {}: {e}", path.display()))?;
         cfg.initial_commands = script_commands(&text);
     }
     Ok(cfg)
@@ -264,9 +273,14 @@ fn print_new(state: &State, from: usize) {
                 println!("    result: {line}");
             }
         }
-        let is_rtlog = req.query_value("table").is_some_and(|t| t.eq_ignore_ascii_case("rtlog"));
+        let is_rtlog = req
+            .query_value("table")
+            .is_some_and(|t| t.eq_ignore_ascii_case("rtlog"));
         if is_rtlog && req.status == 200 {
-            for line in String::from_utf8_lossy(&req.body).lines().filter(|l| !l.trim().is_empty()) {
+            for line in String::from_utf8_lossy(&req.body)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
                 let rec = lintel_refserver::Record::parse(line, '\t');
                 let event = rec.get("event").unwrap_or("?");
                 println!(
@@ -322,13 +336,28 @@ mod tests {
 
     #[test]
     fn script_lines_and_escapes() {
-        let cmds = script_commands("# enrol\n\nDATA UPDATE user Pin=1\\tCardNo=123\r\nCONTROL DEVICE 01010105\n");
-        assert_eq!(cmds, vec!["DATA UPDATE user Pin=1\tCardNo=123", "CONTROL DEVICE 01010105"]);
+        let cmds = script_commands(
+            "# enrol\n\nDATA UPDATE user Pin=1\\tCardNo=123\r\nCONTROL DEVICE 01010105\n",
+        );
+        assert_eq!(
+            cmds,
+            vec![
+                "DATA UPDATE user Pin=1\tCardNo=123",
+                "CONTROL DEVICE 01010105"
+            ]
+        );
     }
 
     #[test]
     fn args_map_to_config() {
-        let args = Args::parse_from(["push-server", "--serial-approval", "manual", "--cmd-format", "prefixed", "--no-token-check"]);
+        let args = Args::parse_from([
+            "push-server",
+            "--serial-approval",
+            "manual",
+            "--cmd-format",
+            "prefixed",
+            "--no-token-check",
+        ]);
         let cfg = config_from(&args).unwrap();
         assert_eq!(cfg.approval, Approval::Manual);
         assert_eq!(cfg.cmd_format, CmdFormatChoice::Force(CmdFormat::Prefixed));

@@ -15,9 +15,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{AckMode, Approval, CmdFormat, CmdFormatChoice, InitReply, ServerConfig, VersionKey};
+use crate::config::{
+    AckMode, Approval, CmdFormat, CmdFormatChoice, InitReply, ServerConfig, VersionKey,
+};
 use crate::http::{Request, Response};
-use crate::state::{CommandResult, QueuedCommand, Record, Registration, Session, State, TokenCheck, Upload};
+use crate::state::{
+    CommandResult, QueuedCommand, Record, Registration, Session, State, TokenCheck, Upload,
+};
 
 /// A response plus the token check result for the request log.
 pub(crate) struct Handled {
@@ -70,7 +74,13 @@ fn check_token(state: &State, sn: &str, req: &Request) -> TokenCheck {
 
 pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request, seq: u64) -> Handled {
     if cfg.missing_endpoints.iter().any(|p| p == &req.path) {
-        return Handled::new(html_error(404, &format!("{} is not available on this server", req.path)), None);
+        return Handled::new(
+            html_error(
+                404,
+                &format!("{} is not available on this server", req.path),
+            ),
+            None,
+        );
     }
     if cfg.admin && req.path.starts_with("/admin/") {
         return Handled::new(crate::admin::handle(state, cfg, req), None);
@@ -78,7 +88,11 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request, seq: 
     if !req.path.starts_with("/iclock/") {
         return Handled::new(serve_registered_file(state, req), None);
     }
-    let Some(sn) = req.query_value("SN").map(str::to_string).filter(|s| !s.is_empty()) else {
+    let Some(sn) = req
+        .query_value("SN")
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+    else {
         return Handled::new(text(400, "SN missing"), None);
     };
     if let Some(known) = &cfg.known_serials {
@@ -89,7 +103,9 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request, seq: 
     first_contact(state, cfg, &sn);
     let method = req.method.to_ascii_uppercase();
     match (method.as_str(), req.path.as_str()) {
-        ("GET", "/iclock/cdata") if req.query_value("options").is_some() => init(state, cfg, &sn, req),
+        ("GET", "/iclock/cdata") if req.query_value("options").is_some() => {
+            init(state, cfg, &sn, req)
+        }
         ("POST", "/iclock/registry") => registry(state, cfg, &sn, req),
         ("POST", "/iclock/push") | ("GET", "/iclock/push") => push(state, cfg, &sn, req),
         _ => {
@@ -105,8 +121,12 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request, seq: 
             let response = match (method.as_str(), req.path.as_str()) {
                 ("GET", "/iclock/getrequest") => getrequest(state, cfg, &sn),
                 ("POST", "/iclock/devicecmd") => devicecmd(state, cfg, &sn, req),
-                ("POST", "/iclock/cdata") | ("POST", "/iclock/querydata") => upload(state, cfg, &sn, req, seq, token),
-                ("POST", "/iclock/file") | ("POST", "/iclock/fdata") => upload(state, cfg, &sn, req, seq, token),
+                ("POST", "/iclock/cdata") | ("POST", "/iclock/querydata") => {
+                    upload(state, cfg, &sn, req, seq, token)
+                }
+                ("POST", "/iclock/file") | ("POST", "/iclock/fdata") => {
+                    upload(state, cfg, &sn, req, seq, token)
+                }
                 ("GET", "/iclock/ping") => text(200, "OK"),
                 ("GET", "/iclock/rtdata") => rtdata(cfg),
                 ("GET", "/iclock/file") => iclock_file(state, req),
@@ -218,7 +238,10 @@ fn init(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> Handl
             registry_code: code,
         });
     }
-    let code = state.registration(sn).map(|r| r.registry_code.clone()).unwrap_or_default();
+    let code = state
+        .registration(sn)
+        .map(|r| r.registry_code.clone())
+        .unwrap_or_default();
     let session = match state.session(sn) {
         Some(s) if !cfg.rotate_session_on_init && s.registry_code == code => s.clone(),
         _ => new_session(state, sn, code.clone()),
@@ -231,9 +254,17 @@ fn init(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> Handl
 /// 7.4: validate and record the capability line, answer a new RegistryCode.
 fn registry(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> Handled {
     let token = cookie_token(req).map(|_| check_token(state, sn, req));
-    if cfg.approval == Approval::Manual && !state.approved.contains(sn) && !cfg.approved_serials.iter().any(|s| s == sn) {
+    if cfg.approval == Approval::Manual
+        && !state.approved.contains(sn)
+        && !cfg.approved_serials.iter().any(|s| s == sn)
+    {
         return Handled::new(
-            html_error(406, &format!("registration of serial {sn} is pending: approve serial {sn} on the server")),
+            html_error(
+                406,
+                &format!(
+                    "registration of serial {sn} is pending: approve serial {sn} on the server"
+                ),
+            ),
             token,
         );
     }
@@ -248,7 +279,11 @@ fn registry(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> H
             capabilities.get(bare).is_none() && capabilities.get(&format!("~{bare}")).is_none()
         })
         .collect();
-    if missing.is_empty() && capabilities.get("DeviceType").is_some_and(|t| t.trim().is_empty()) {
+    if missing.is_empty()
+        && capabilities
+            .get("DeviceType")
+            .is_some_and(|t| t.trim().is_empty())
+    {
         return Handled::new(html_error(406, "DeviceType is empty"), token);
     }
     if !missing.is_empty() {
@@ -267,7 +302,10 @@ fn registry(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> H
     });
     let mut resp = text(200, format!("RegistryCode={code}"));
     if cfg.session_cookie_on_registry {
-        resp = resp.with_header("Set-Cookie", format!("JSESSIONID={}; Path=/; HttpOnly", session.session_id));
+        resp = resp.with_header(
+            "Set-Cookie",
+            format!("JSESSIONID={}; Path=/; HttpOnly", session.session_id),
+        );
     }
     Handled::new(resp, token)
 }
@@ -276,34 +314,53 @@ fn registry(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> H
 fn push(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> Handled {
     let Some(code) = state.registration(sn).map(|r| r.registry_code.clone()) else {
         let token = cookie_token(req).map(|_| TokenCheck::Invalid);
-        return Handled::new(html_error(406, &format!("serial {sn} pushed before registering")), token);
+        return Handled::new(
+            html_error(406, &format!("serial {sn} pushed before registering")),
+            token,
+        );
     };
     let token = match cookie_token(req) {
         None => None,
         Some(sent) => {
             let with_session = state.session(sn).map(|s| s.token(sn));
             let without_session = crate::state::md5_hex(&format!("{code}{sn}"));
-            let ok = with_session.is_some_and(|t| t.eq_ignore_ascii_case(&sent)) || without_session.eq_ignore_ascii_case(&sent);
-            Some(if ok { TokenCheck::Valid } else { TokenCheck::Invalid })
+            let ok = with_session.is_some_and(|t| t.eq_ignore_ascii_case(&sent))
+                || without_session.eq_ignore_ascii_case(&sent);
+            Some(if ok {
+                TokenCheck::Valid
+            } else {
+                TokenCheck::Invalid
+            })
         }
     };
     if cfg.token_check && token == Some(TokenCheck::Invalid) {
-        return Handled::new(html_error(401, &format!("bad token for serial {sn}")), token);
+        return Handled::new(
+            html_error(401, &format!("bad token for serial {sn}")),
+            token,
+        );
     }
     let session = match state.session(sn) {
         Some(s) if !cfg.rotate_session_on_push && s.registry_code == code => s.clone(),
         _ => new_session(state, sn, code),
     };
-    Handled::new(text(200, cfg.join_lines(&config_lines(cfg, &session.session_id, true))), token)
+    Handled::new(
+        text(
+            200,
+            cfg.join_lines(&config_lines(cfg, &session.session_id, true)),
+        ),
+        token,
+    )
 }
 
 fn cmd_format(state: &State, cfg: &ServerConfig, sn: &str) -> CmdFormat {
     match cfg.cmd_format {
         CmdFormatChoice::Force(f) => f,
-        CmdFormatChoice::AsRegistered => match state.registration(sn).and_then(|r| r.get("CmdFormat")) {
-            Some(v) if v.trim() == "1" => CmdFormat::Prefixed,
-            _ => CmdFormat::Plain,
-        },
+        CmdFormatChoice::AsRegistered => {
+            match state.registration(sn).and_then(|r| r.get("CmdFormat")) {
+                Some(v) if v.trim() == "1" => CmdFormat::Prefixed,
+                _ => CmdFormat::Plain,
+            }
+        }
     }
 }
 
@@ -363,7 +420,11 @@ fn parse_result(line: &str) -> Option<CommandResult> {
 /// 10.4: record each result line, drop answered commands from the queue.
 fn devicecmd(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> Response {
     let body = String::from_utf8_lossy(&req.body).into_owned();
-    let mut lines: Vec<&str> = body.split('\n').map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).collect();
+    let mut lines: Vec<&str> = body
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     if cfg.devicecmd_first_result_only {
         lines.truncate(1);
     }
@@ -410,18 +471,31 @@ fn parse_records(req: &Request, body: &[u8]) -> Result<Vec<Record>, String> {
         // ACCOUNT overview (12.2.2): `SumCount=..` lines.
         return Ok(vec![Record::parse(&text, '\n')]);
     }
-    let is_tabledata = table.as_deref() == Some("tabledata") || kind.as_deref() == Some("tabledata");
+    let is_tabledata =
+        table.as_deref() == Some("tabledata") || kind.as_deref() == Some("tabledata");
     let mut records = Vec::new();
-    for (n, line) in text.split('\n').map(|l| l.trim_end_matches('\r')).enumerate() {
+    for (n, line) in text
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .enumerate()
+    {
         if line.trim().is_empty() {
             continue;
         }
         let fields = if is_tabledata {
             // Each record starts with the table name then SP or HT (10.5).
             let name = tablename.unwrap_or_default();
-            match line.strip_prefix(name).filter(|rest| rest.starts_with([' ', '\t'])) {
+            match line
+                .strip_prefix(name)
+                .filter(|rest| rest.starts_with([' ', '\t']))
+            {
                 Some(rest) => &rest[1..],
-                None => return Err(format!("record {} does not start with table name {name:?}", n + 1)),
+                None => {
+                    return Err(format!(
+                        "record {} does not start with table name {name:?}",
+                        n + 1
+                    ))
+                }
             }
         } else {
             line
@@ -432,23 +506,49 @@ fn parse_records(req: &Request, body: &[u8]) -> Result<Vec<Record>, String> {
 }
 
 /// 10.x / 12.1.3 / 12.1.4 / 12.2 / 12.5.2: record an upload and acknowledge it.
-fn upload(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request, seq: u64, token: TokenCheck) -> Response {
+fn upload(
+    state: &mut State,
+    cfg: &ServerConfig,
+    sn: &str,
+    req: &Request,
+    seq: u64,
+    token: TokenCheck,
+) -> Response {
     let parsed = parse_records(req, &req.body);
-    let records = parsed.as_ref().map(Vec::clone).unwrap_or_default();
-    let declared = req.query_value("count").and_then(|c| c.trim().parse::<usize>().ok());
-    let counts_records = req.path != "/iclock/file" && req.path != "/iclock/fdata" && req.query_value("datafmt") != Some("3");
+    let records = parsed.clone().unwrap_or_default();
+    let declared = req
+        .query_value("count")
+        .and_then(|c| c.trim().parse::<usize>().ok());
+    let counts_records = req.path != "/iclock/file"
+        && req.path != "/iclock/fdata"
+        && req.query_value("datafmt") != Some("3");
     let count_matches = match declared {
         Some(c) if counts_records && parsed.is_ok() => Some(c == records.len()),
         _ => None,
     };
-    let table = if req.path == "/iclock/querydata" { req.query_value("type") } else { req.query_value("table") };
+    let table = if req.path == "/iclock/querydata" {
+        req.query_value("type")
+    } else {
+        req.query_value("table")
+    };
     let tablename = req.query_value("tablename");
-    let n = if counts_records { records.len() } else { declared.unwrap_or(0) };
+    let n = if counts_records {
+        records.len()
+    } else {
+        declared.unwrap_or(0)
+    };
     let ack_table = tablename.or(table).unwrap_or("OK").to_string();
     let response = if let Err(why) = &parsed {
         text(400, why.clone())
     } else if count_matches == Some(false) && cfg.reject_count_mismatch {
-        text(400, format!("count={} but {} records received", declared.unwrap_or(0), records.len()))
+        text(
+            400,
+            format!(
+                "count={} but {} records received",
+                declared.unwrap_or(0),
+                records.len()
+            ),
+        )
     } else {
         match &cfg.ack_mode {
             AckMode::Spec => {
@@ -487,8 +587,15 @@ fn upload(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request, seq: u
 
 /// `GET /iclock/rtdata?type=time`: `DateTime=<Appendix 5 seconds>,ServerTZ=+0000`.
 fn rtdata(cfg: &ServerConfig) -> Response {
-    let secs = cfg.clock.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    text(200, format!("DateTime={},ServerTZ=+0000", old_encode_time(secs)))
+    let secs = cfg
+        .clock
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    text(
+        200,
+        format!("DateTime={},ServerTZ=+0000", old_encode_time(secs)),
+    )
 }
 
 /// Appendix 5 `OldEncodeTime` of a Unix time (UTC).
@@ -563,9 +670,17 @@ mod tests {
 
     #[test]
     fn result_lines() {
-        let r = parse_result("ID=291&Return=41&CMD=ACCOUNT&transaction&StartTime=&EndTime=&RecordSum=41").unwrap();
-        assert_eq!((r.id.as_str(), r.ret, r.cmd.as_str()), ("291", 41, "ACCOUNT"));
-        assert!(r.extra.contains(&("RecordSum".to_string(), "41".to_string())));
+        let r = parse_result(
+            "ID=291&Return=41&CMD=ACCOUNT&transaction&StartTime=&EndTime=&RecordSum=41",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.id.as_str(), r.ret, r.cmd.as_str()),
+            ("291", 41, "ACCOUNT")
+        );
+        assert!(r
+            .extra
+            .contains(&("RecordSum".to_string(), "41".to_string())));
         assert!(parse_result("ID=1&Return=x&CMD=DATA").is_none());
         assert!(parse_result("Return=0&CMD=DATA").is_none());
     }
@@ -574,17 +689,23 @@ mod tests {
     fn appendix5_time() {
         // 2000-01-01 00:00:00 UTC is 946684800 and encodes to 0.
         assert_eq!(old_encode_time(946_684_800), 0);
-        // 2017-01-10 11:49:32 UTC.
+        // 2017-01-10 11:49:32 UTC: year 17, month index 0, day index 9.
         let unix = 1_484_048_972;
-        let expected = ((17 * 12 * 31) + 31 * 0 + 9) * 86_400 + (11 * 60 + 49) * 60 + 32;
+        let expected = (17 * 12 * 31 + 9) * 86_400 + (11 * 60 + 49) * 60 + 32;
         assert_eq!(old_encode_time(unix), expected);
     }
 
     #[test]
     fn url_paths() {
-        assert_eq!(url_path("http://192.168.0.13:89/data/emfw.cfg"), "/data/emfw.cfg");
+        assert_eq!(
+            url_path("http://192.168.0.13:89/data/emfw.cfg"),
+            "/data/emfw.cfg"
+        );
         assert_eq!(url_path("data/emfw.cfg"), "/data/emfw.cfg");
-        assert_eq!(url_path("http*//localhost*8088\\fireware\\F20\\admin\\emfw.cfg"), "/http*//localhost*8088/fireware/F20/admin/emfw.cfg");
+        assert_eq!(
+            url_path("http*//localhost*8088\\fireware\\F20\\admin\\emfw.cfg"),
+            "/http*//localhost*8088/fireware/F20/admin/emfw.cfg"
+        );
     }
 
     #[test]

@@ -29,14 +29,24 @@ pub(crate) fn parse_range(header: &str, len: usize) -> Result<Option<ByteRange>,
         if n == 0 || len == 0 {
             return Err(());
         }
-        ByteRange { start: len.saturating_sub(n), end: len - 1 }
+        ByteRange {
+            start: len.saturating_sub(n),
+            end: len - 1,
+        }
     } else {
         let start: usize = a.parse().map_err(|_| ())?;
-        let end: usize = if b.is_empty() { usize::MAX } else { b.parse().map_err(|_| ())? };
+        let end: usize = if b.is_empty() {
+            usize::MAX
+        } else {
+            b.parse().map_err(|_| ())?
+        };
         if start >= len || end < start {
             return Err(());
         }
-        ByteRange { start, end: end.min(len - 1) }
+        ByteRange {
+            start,
+            end: end.min(len - 1),
+        }
     };
     Ok(Some(range))
 }
@@ -51,8 +61,10 @@ pub(crate) fn serve(req: &Request, bytes: &[u8]) -> Response {
     };
     match req.header("range").map(|h| parse_range(h, len)) {
         None | Some(Ok(None)) => base(200, bytes),
-        Some(Ok(Some(r))) => base(206, &bytes[r.start..=r.end])
-            .with_header("Content-Range", format!("bytes {}-{}/{len}", r.start, r.end)),
+        Some(Ok(Some(r))) => base(206, &bytes[r.start..=r.end]).with_header(
+            "Content-Range",
+            format!("bytes {}-{}/{len}", r.start, r.end),
+        ),
         Some(Err(())) => base(416, b"").with_header("Content-Range", format!("bytes */{len}")),
     }
 }
@@ -63,10 +75,22 @@ mod tests {
 
     #[test]
     fn range_forms() {
-        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some(ByteRange { start: 0, end: 9 })));
-        assert_eq!(parse_range("bytes=90-", 100), Ok(Some(ByteRange { start: 90, end: 99 })));
-        assert_eq!(parse_range("bytes=-10", 100), Ok(Some(ByteRange { start: 90, end: 99 })));
-        assert_eq!(parse_range("bytes=50-500", 100), Ok(Some(ByteRange { start: 50, end: 99 })));
+        assert_eq!(
+            parse_range("bytes=0-9", 100),
+            Ok(Some(ByteRange { start: 0, end: 9 }))
+        );
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            Ok(Some(ByteRange { start: 90, end: 99 }))
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100),
+            Ok(Some(ByteRange { start: 90, end: 99 }))
+        );
+        assert_eq!(
+            parse_range("bytes=50-500", 100),
+            Ok(Some(ByteRange { start: 50, end: 99 }))
+        );
         assert_eq!(parse_range("bytes=100-", 100), Err(()));
         assert_eq!(parse_range("bytes=5-1", 100), Err(()));
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));

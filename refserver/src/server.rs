@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use crate::config::ServerConfig;
 use crate::fault::{Fault, FaultKind, FaultSet};
 use crate::http::{self, BodyCut, Framing, HttpError, Request, Response};
-use crate::state::{CommandResult, QueuedCommand, Record, Registration, RequestLog, Session, State, Upload};
+use crate::state::{
+    CommandResult, QueuedCommand, Record, Registration, RequestLog, Session, State, Upload,
+};
 
 /// How long an idle keep-alive connection is kept before the server closes it.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -86,7 +88,8 @@ impl RefServer {
         let thread = thread::Builder::new()
             .name("refserver-accept".into())
             .spawn(move || accept_loop(&listener, &shared, &flag))?;
-        *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(Listener { running, thread });
+        *self.listener.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Listener { running, thread });
         Ok(())
     }
 
@@ -228,14 +231,24 @@ impl RefServer {
 
     /// Stops accepting and cuts every open connection. State is kept.
     pub fn stop(&self) {
-        let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(l) = listener {
             l.running.store(false, Ordering::SeqCst);
             // Wake the blocking accept; failure means it is already gone.
             let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
             let _ = l.thread.join();
         }
-        let conns = std::mem::take(&mut *self.shared.connections.lock().unwrap_or_else(|e| e.into_inner()));
+        let conns = std::mem::take(
+            &mut *self
+                .shared
+                .connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         for (_, stream) in conns {
             let _ = stream.shutdown(Shutdown::Both);
         }
@@ -251,7 +264,10 @@ impl RefServer {
 
     /// Whether the server is accepting connections.
     pub fn is_running(&self) -> bool {
-        self.listener.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 }
 
@@ -275,13 +291,23 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, running: &AtomicBoo
         }
         let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
         if let Ok(clone) = stream.try_clone() {
-            shared.connections.lock().unwrap_or_else(|e| e.into_inner()).push((id, clone));
+            shared
+                .connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((id, clone));
         }
         let shared = Arc::clone(shared);
-        let spawned = thread::Builder::new().name(format!("refserver-conn-{id}")).spawn(move || {
-            serve_connection(stream, &shared);
-            shared.connections.lock().unwrap_or_else(|e| e.into_inner()).retain(|(c, _)| *c != id);
-        });
+        let spawned = thread::Builder::new()
+            .name(format!("refserver-conn-{id}"))
+            .spawn(move || {
+                serve_connection(stream, &shared);
+                shared
+                    .connections
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|(c, _)| *c != id);
+            });
         if let Err(e) = spawned {
             log::error!("cannot spawn a connection thread: {e}; the connection is dropped");
         }
@@ -293,7 +319,9 @@ const GARBAGE: &[u8] = b"\xff\xfe\x00\x13\x8f<\x00garbage\xc3\x28\xa0\xa1\r\n\x0
 
 fn serve_connection(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-    let Ok(write_half) = stream.try_clone() else { return };
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
     let mut writer = write_half;
     let mut reader = BufReader::new(stream);
     loop {
@@ -302,14 +330,22 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             Err(HttpError::Malformed(why)) => {
                 log::debug!("malformed request: {why}; answering 400 and closing");
                 let resp = Response::new(400, format!("bad request: {why}").into_bytes());
-                let _ = http::write_response(&mut writer, &resp, Framing::ContentLength, false, BodyCut::Whole);
+                let _ = http::write_response(
+                    &mut writer,
+                    &resp,
+                    Framing::ContentLength,
+                    false,
+                    BodyCut::Whole,
+                );
                 return;
             }
             Err(HttpError::Closed | HttpError::Io(_)) => return,
         };
         let fault = {
             let mut inner = shared.lock();
-            inner.faults.take_for_request(&req.method, &req.path, &req.query)
+            inner
+                .faults
+                .take_for_request(&req.method, &req.path, &req.query)
         };
         if let Some(FaultKind::Delay(d)) = &fault {
             thread::sleep(*d);
@@ -327,7 +363,9 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
                 }
                 _ => {}
             }
-            let keep_alive = req.wants_keep_alive() && framing != Framing::CloseDelimited && cut == BodyCut::Whole;
+            let keep_alive = req.wants_keep_alive()
+                && framing != Framing::CloseDelimited
+                && cut == BodyCut::Whole;
             (resp, framing, keep_alive, cut, reset)
         };
         shared.changed.notify_all();
@@ -350,13 +388,20 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
 }
 
 /// Builds the reply (or `None` to close without one) and logs the request.
-fn respond(inner: &mut Inner, req: &Request, fault: Option<&FaultKind>) -> (Option<Response>, Framing) {
+fn respond(
+    inner: &mut Inner,
+    req: &Request,
+    fault: Option<&FaultKind>,
+) -> (Option<Response>, Framing) {
     let seq = inner.state.next_seq;
     inner.state.next_seq += 1;
     let cfg = &inner.config;
     let (resp, token) = match fault {
         Some(FaultKind::CloseWithoutReply) => (None, None),
-        Some(FaultKind::Status(s)) => (Some(crate::protocol::html_error(*s, "injected fault")), None),
+        Some(FaultKind::Status(s)) => (
+            Some(crate::protocol::html_error(*s, "injected fault")),
+            None,
+        ),
         _ => {
             let handled = crate::protocol::handle(&mut inner.state, cfg, req, seq);
             let mut resp = handled.response;
@@ -386,9 +431,16 @@ fn respond(inner: &mut Inner, req: &Request, fault: Option<&FaultKind>) -> (Opti
 fn decorate(mut resp: Response, cfg: &ServerConfig) -> Response {
     let mut headers = vec![
         ("Server".to_string(), cfg.server_header.clone()),
-        ("Date".to_string(), httpdate::fmt_http_date(cfg.clock.now().max(std::time::UNIX_EPOCH))),
+        (
+            "Date".to_string(),
+            httpdate::fmt_http_date(cfg.clock.now().max(std::time::UNIX_EPOCH)),
+        ),
     ];
-    if !resp.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+    if !resp
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         headers.push(("Content-Type".to_string(), cfg.content_type.clone()));
     }
     for cookie in &cfg.extra_set_cookies {

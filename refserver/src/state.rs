@@ -201,7 +201,9 @@ pub struct State {
 
 impl Default for State {
     fn default() -> Self {
-        let seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
         State {
             devices: BTreeMap::new(),
             requests: Vec::new(),
@@ -251,8 +253,12 @@ impl State {
             .iter()
             .filter(|u| u.accepted && u.endpoint == "/iclock/cdata")
             .filter(|u| {
-                u.table.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(table))
-                    || u.tablename.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(table))
+                u.table
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(table))
+                    || u.tablename
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case(table))
             })
             .flat_map(|u| u.records.iter().cloned())
             .collect()
@@ -326,7 +332,9 @@ impl State {
                 }
                 // Time-derived but scrambled in the low bits so consecutive IDs
                 // are not increasing, like servers that use timestamps + random.
-                crate::config::IdStyle::TimeBased => (now_ms * 1000) ^ (self.next_random() % 1_000_000),
+                crate::config::IdStyle::TimeBased => {
+                    (now_ms * 1000) ^ (self.next_random() % 1_000_000)
+                }
             };
             if self.used_ids.insert(id.to_string()) {
                 return id;
@@ -358,7 +366,10 @@ mod tests {
             registry_code: "Uy47fxftP3".into(),
             session_id: "30BFB04B2C8AECC72C01C03BFD549D15".into(),
         };
-        assert_eq!(s.token("3383154200002"), md5_hex("Uy47fxftP3338315420000230BFB04B2C8AECC72C01C03BFD549D15"));
+        assert_eq!(
+            s.token("3383154200002"),
+            md5_hex("Uy47fxftP3338315420000230BFB04B2C8AECC72C01C03BFD549D15")
+        );
         assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
     }
 

@@ -1,7 +1,7 @@
 //! A minimal HTTP client for the tests: raw bytes out, a parsed reply in.
 #![allow(dead_code)]
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -24,10 +24,17 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -48,8 +55,15 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(s)
 }
 
-pub fn request_bytes(method: &str, target: &str, token: Option<&str>, body: &[u8], extra: &[(&str, &str)]) -> Vec<u8> {
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nUser-Agent: iClock Proxy/1.09\r\n");
+pub fn request_bytes(
+    method: &str,
+    target: &str,
+    token: Option<&str>,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> Vec<u8> {
+    let mut head =
+        format!("{method} {target} HTTP/1.1\r\nHost: test\r\nUser-Agent: iClock Proxy/1.09\r\n");
     if let Some(t) = token {
         head.push_str(&format!("Cookie: token={t}\r\n"));
     }
@@ -74,7 +88,9 @@ pub fn read_reply<R: BufRead>(r: &mut R) -> io::Result<Reply> {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("status line {line:?}")))?;
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("status line {line:?}"))
+        })?;
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -87,14 +103,20 @@ pub fn read_reply<R: BufRead>(r: &mut R) -> io::Result<Reply> {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let get = |n: &str| headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     let mut complete = true;
     if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         loop {
             let mut size = String::new();
             r.read_line(&mut size)?;
-            let n = usize::from_str_radix(size.trim(), 16).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let n = usize::from_str_radix(size.trim(), 16)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             if n == 0 {
                 let mut end = String::new();
                 r.read_line(&mut end)?;
@@ -123,11 +145,22 @@ pub fn read_reply<R: BufRead>(r: &mut R) -> io::Result<Reply> {
     } else {
         r.read_to_end(&mut body)?;
     }
-    Ok(Reply { status, headers, body, complete })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+        complete,
+    })
 }
 
 /// One request on a fresh connection.
-pub fn send(addr: SocketAddr, method: &str, target: &str, token: Option<&str>, body: &[u8]) -> io::Result<Reply> {
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> io::Result<Reply> {
     send_with(addr, method, target, token, body, &[])
 }
 
@@ -147,12 +180,33 @@ pub fn send_with(
 /// Init, registry, push: returns the token to use afterwards.
 pub fn register(server: &RefServer, sn: &str, caps: &str) -> String {
     let addr = server.addr();
-    let init = send(addr, "GET", &format!("/iclock/cdata?SN={sn}&options=all&pushver=3.1.2"), None, b"").unwrap();
+    let init = send(
+        addr,
+        "GET",
+        &format!("/iclock/cdata?SN={sn}&options=all&pushver=3.1.2"),
+        None,
+        b"",
+    )
+    .unwrap();
     assert_eq!(init.status, 200);
-    let reg = send(addr, "POST", &format!("/iclock/registry?SN={sn}"), None, caps.as_bytes()).unwrap();
+    let reg = send(
+        addr,
+        "POST",
+        &format!("/iclock/registry?SN={sn}"),
+        None,
+        caps.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(reg.status, 200, "{}", reg.text());
     let code = reg.value("RegistryCode").expect("RegistryCode");
-    let push = send(addr, "POST", &format!("/iclock/push?SN={sn}"), Some(&md5_hex(&format!("{code}{sn}"))), b"").unwrap();
+    let push = send(
+        addr,
+        "POST",
+        &format!("/iclock/push?SN={sn}"),
+        Some(&md5_hex(&format!("{code}{sn}"))),
+        b"",
+    )
+    .unwrap();
     assert_eq!(push.status, 200, "{}", push.text());
     let session = push.value("SessionID").expect("SessionID");
     md5_hex(&format!("{code}{sn}{session}"))
