@@ -1,1 +1,12 @@
+//! lintel: door-controller firmware speaking the Security PUSH protocol 3.1.2.
+//!
+//! See ARCHITECTURE.md for the map of modules, threads and invariants.
 
+pub mod app;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod protocol;
+pub mod session;
+pub mod store;
+pub mod upgrade;

@@ -1,0 +1,153 @@
+//! Assembly of the running firmware: config → board → store → threads.
+//!
+//! `lintel run` calls [`Firmware::start`] and waits; integration tests start
+//! it in-process the same way, with their own clock and transport.
+
+use crate::clock::{Clock, DeviceClock};
+use crate::commands::Dispatcher;
+use crate::config::Config;
+use crate::session::registry::DeviceDescription;
+use crate::session::transport::{Transport, UreqTransport};
+use crate::session::{Session, SessionInput, SessionSetup};
+use crate::store::Store;
+use lintel_hal::board::BoardConfig;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Board(#[from] lintel_hal::board::BoardError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
+    #[error("cannot start thread {name}: {source}")]
+    Thread {
+        name: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// What a caller may replace when starting the firmware (tests).
+pub struct StartOptions {
+    pub clock: Arc<dyn Clock>,
+    pub transport: Box<dyn Transport>,
+}
+
+impl StartOptions {
+    pub fn for_config(config: &Config) -> Self {
+        StartOptions {
+            clock: Arc::new(DeviceClock::new(config.device.utc_offset_minutes)),
+            transport: Box::new(UreqTransport::new()),
+        }
+    }
+}
+
+/// The running firmware.
+pub struct Firmware {
+    session_tx: Sender<SessionInput>,
+    session: Option<JoinHandle<()>>,
+    pub clock: Arc<dyn Clock>,
+    pub board: BoardConfig,
+}
+
+/// The description registration reports, from config and board.
+pub fn device_description(config: &Config, board: &BoardConfig) -> DeviceDescription {
+    DeviceDescription {
+        name: config.device.name.clone(),
+        firmware_version: env!("CARGO_PKG_VERSION").to_owned(),
+        mac: config.device.mac.clone(),
+        lock_count: board.lock_count(),
+        reader_count: board.reader_count(),
+        aux_in_count: board.aux_in_count(),
+        aux_out_count: board.aux_out_count(),
+        max_package_size: config.server.max_package_size,
+        cmd_format: config.server.cmd_format,
+    }
+}
+
+impl Firmware {
+    pub fn start(config: &Config, options: StartOptions) -> Result<Firmware, AppError> {
+        let board = BoardConfig::load(&config.device.board)?;
+        let store = Store::open(&config.device.data_dir)?;
+        let (session_tx, session_rx) = channel();
+        let setup = SessionSetup {
+            serial: config.device.serial.clone(),
+            server_url: config.server_base().to_owned(),
+            device: device_description(config, &board),
+            batch_results: config.server.batch_results,
+            push_options: config.server.push_options,
+            error_delay: Duration::from_secs(config.server.error_delay_sec),
+            request_delay: Duration::from_secs(config.server.request_delay_sec),
+            timeout: Duration::from_secs(config.server.timeout_sec),
+        };
+        let dispatcher = Dispatcher::new();
+        let session = Session::new(
+            setup,
+            store,
+            options.transport,
+            options.clock.clone(),
+            dispatcher,
+            session_rx,
+        )?;
+        let handle = std::thread::Builder::new()
+            .name("session".into())
+            .spawn(move || session.run())
+            .map_err(|source| AppError::Thread {
+                name: "session",
+                source,
+            })?;
+        log::info!(
+            "lintel {} started: serial {}, board {} ({} doors), data in {}",
+            env!("CARGO_PKG_VERSION"),
+            config.device.serial,
+            config.device.board.display(),
+            board.lock_count(),
+            config.device.data_dir.display()
+        );
+        Ok(Firmware {
+            session_tx,
+            session: Some(handle),
+            clock: options.clock,
+            board,
+        })
+    }
+
+    /// Tells the session new uploads are waiting.
+    pub fn notify_outbox(&self) {
+        let _ = self.session_tx.send(SessionInput::OutboxChanged);
+    }
+
+    /// A sender other threads use to wake the session.
+    pub fn session_sender(&self) -> Sender<SessionInput> {
+        self.session_tx.clone()
+    }
+
+    /// Stops all threads and waits for them.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.session_tx.send(SessionInput::Shutdown);
+        if let Some(h) = self.session.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Blocks until the session thread ends (it runs until shut down).
+    pub fn wait(mut self) {
+        if let Some(h) = self.session.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Firmware {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

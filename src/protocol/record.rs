@@ -1,0 +1,148 @@
+//! Data records: TAB-separated `key=value` fields, one record per line.
+
+/// One record, fields in the order they were written. Output keeps the exact
+/// spelling the spec uses; lookup is case-insensitive because servers vary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record(pub Vec<(String, String)>);
+
+impl Record {
+    pub fn new() -> Self {
+        Record(Vec::new())
+    }
+
+    /// Appends a field (builder style).
+    pub fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.0.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    pub fn push(&mut self, key: &str, value: impl ToString) {
+        self.0.push((key.to_owned(), value.to_string()));
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Parses one record line. TAB is the separator the spec prescribes; a line
+    /// without any TAB is split before every ` Key=` instead, because some
+    /// servers separate fields with spaces while values (names) may contain
+    /// spaces too (interop.md). A field without `=` is a malformed record.
+    pub fn parse(line: &str) -> Result<Record, RecordError> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        let pieces: Vec<&str> = if line.contains('\t') {
+            line.split('\t').collect()
+        } else {
+            split_on_spaced_keys(line)
+        };
+        let mut fields = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            let piece = piece.trim_matches(|c| c == ' ' || c == '\r');
+            if piece.is_empty() {
+                continue;
+            }
+            match piece.split_once('=') {
+                Some((k, v)) if is_key(k.trim()) => {
+                    fields.push((k.trim().to_owned(), v.to_owned()));
+                }
+                _ => return Err(RecordError::FieldWithoutKey(truncate(piece))),
+            }
+        }
+        Ok(Record(fields))
+    }
+
+    /// Formats as the spec writes records: `k=v<TAB>k=v`.
+    pub fn to_line(&self) -> String {
+        let mut out = String::new();
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push('\t');
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record field {0:?} has no key=value form")]
+    FieldWithoutKey(String),
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// A key is a short identifier (`Pin`, `~DeviceName`, `Hol1Time1`).
+fn is_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 64
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '~' || c == '.')
+}
+
+/// Splits `a=1 b=x y c=2` into `a=1`, `b=x y`, `c=2`.
+fn split_on_spaced_keys(line: &str) -> Vec<&str> {
+    let bytes = line.as_bytes();
+    let mut starts = vec![0usize];
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b' ' {
+            // Candidate start of a new field after this run of spaces.
+            let mut j = i;
+            while j < bytes.len() && bytes[j] == b' ' {
+                j += 1;
+            }
+            let rest = &line[j..];
+            if let Some(eq) = rest.find('=') {
+                if eq > 0 && is_key(&rest[..eq]) {
+                    starts.push(j);
+                }
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (n, &s) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(line.len());
+        out.push(&line[s..end]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tab_separated_record() {
+        let r = Record::parse("Pin=1\tName=Ann Lee\tCardNo=\r").unwrap();
+        assert_eq!(r.get("pin"), Some("1"));
+        assert_eq!(r.get("Name"), Some("Ann Lee"));
+        assert_eq!(r.get("CARDNO"), Some(""));
+        assert_eq!(r.to_line(), "Pin=1\tName=Ann Lee\tCardNo=");
+    }
+
+    #[test]
+    fn space_separated_record_keeps_spaces_inside_values() {
+        let r = Record::parse("CardNo= Pin=1 Name=Ann Lee Privilege=0").unwrap();
+        assert_eq!(r.get("CardNo"), Some(""));
+        assert_eq!(r.get("Name"), Some("Ann Lee"));
+        assert_eq!(r.get("Privilege"), Some("0"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(Record::parse("\tnot a field").is_err());
+        assert!(Record::parse("=x").is_err());
+        assert_eq!(Record::parse("").unwrap(), Record::new());
+    }
+}

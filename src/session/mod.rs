@@ -1,0 +1,590 @@
+//! The PUSH session (sections 7, 9, 10, 11): connect, register, download the
+//! configuration, then upload the outbox, poll for commands and report their
+//! results, reconnecting after ErrorDelay on any failure.
+//!
+//! The session thread owns the HTTP agent and its own database connection.
+//! It is a loop over [`SessionState`]; everything it waits for arrives on one
+//! channel of [`SessionInput`] or is a deadline.
+
+pub mod link;
+pub mod params;
+pub mod registry;
+pub mod transport;
+
+use crate::clock::Clock;
+use crate::commands::{codes, CommandContext, CommandOutcome, Dispatcher};
+use crate::protocol::command::Command;
+use crate::protocol::kv::KeyValues;
+use crate::protocol::upload::{classify, UploadAck};
+use crate::protocol::{parse_getrequest, token, CommandLine};
+use crate::store::{NewEvent, OutboxBatch, Store, StoreError};
+use link::{Connection, LinkError, ServerLink};
+use params::ServerParams;
+use registry::DeviceDescription;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use transport::{Method, Transport, TransportError};
+
+/// What other threads tell the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionInput {
+    /// New rows are in the outbox: upload now if real-time.
+    OutboxChanged,
+    /// Stop after the current request.
+    Shutdown,
+}
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Not connected; the next attempt is at `retry_at`.
+    Offline { retry_at: Instant },
+    /// Connected and configured.
+    Online,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the server does not know serial {serial} (401): approve or add serial {serial} on the server")]
+    Unauthorized { serial: String },
+    #[error("the server refused serial {serial} at {endpoint} (406): approve serial {serial} on the server")]
+    Refused { serial: String, endpoint: String },
+    #[error("the server has no {endpoint} (404): check server.url and the server's PUSH support")]
+    NotFound { endpoint: String },
+    #[error("server answered {status} to {endpoint}")]
+    Status { status: u16, endpoint: String },
+    #[error("server's answer to {endpoint} is not understood: {detail}")]
+    BadReply { endpoint: String, detail: String },
+    #[error("server did not accept the upload to {endpoint}: {detail}")]
+    UploadRejected { endpoint: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("shutting down")]
+    Shutdown,
+}
+
+impl From<LinkError> for SessionError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Transport(t) => SessionError::Transport(t),
+            LinkError::Status { status, endpoint } => SessionError::Status { status, endpoint },
+        }
+    }
+}
+
+/// The fixed settings of a session.
+#[derive(Debug, Clone)]
+pub struct SessionSetup {
+    pub serial: String,
+    pub server_url: String,
+    pub device: DeviceDescription,
+    /// Post several results per devicecmd request (interop.md: off by default).
+    pub batch_results: bool,
+    /// Push device parameters after connecting (7.6).
+    pub push_options: bool,
+    pub error_delay: Duration,
+    pub request_delay: Duration,
+    pub timeout: Duration,
+}
+
+/// Request bytes kept free for the request line and headers in a batch.
+const BATCH_HEADROOM: usize = 1024;
+/// Results reported per round.
+const RESULT_BATCH: usize = 100;
+
+pub struct Session {
+    setup: SessionSetup,
+    params: ServerParams,
+    conn: Connection,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    dispatcher: Dispatcher,
+    inputs: Receiver<SessionInput>,
+    state: SessionState,
+    next_poll: Instant,
+    last_upload: Instant,
+    /// Whether a connection was up before the current outage (for event 105).
+    was_online: bool,
+    /// Init said `registry=ok`: the server may not expect /iclock/registry or /iclock/push.
+    init_registered: bool,
+}
+
+impl Session {
+    pub fn new(
+        setup: SessionSetup,
+        store: Store,
+        transport: Box<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        dispatcher: Dispatcher,
+        inputs: Receiver<SessionInput>,
+    ) -> Result<Session, SessionError> {
+        let mut params =
+            ServerParams::defaults(setup.error_delay, setup.request_delay, setup.timeout);
+        params.load(&store)?;
+        let conn = Connection::new(
+            transport,
+            &setup.server_url,
+            &setup.serial,
+            clock.clone(),
+            params.timeout,
+            setup.device.max_package_size,
+        );
+        let now = Instant::now();
+        Ok(Session {
+            setup,
+            params,
+            conn,
+            store,
+            clock,
+            dispatcher,
+            inputs,
+            state: SessionState::Offline { retry_at: now },
+            next_poll: now,
+            last_upload: now,
+            was_online: false,
+            init_registered: false,
+        })
+    }
+
+    pub fn state(&self) -> SessionState {
+        self.state
+    }
+
+    /// Runs until [`SessionInput::Shutdown`] or the input channel closes.
+    pub fn run(mut self) {
+        loop {
+            let step = match self.state {
+                SessionState::Offline { retry_at } => {
+                    if self.wait_until(retry_at).is_err() {
+                        return;
+                    }
+                    self.connect()
+                }
+                SessionState::Online => match self.online_step() {
+                    Ok(next) => {
+                        if self.wait_until(next).is_err() {
+                            return;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match step {
+                Ok(()) => {}
+                Err(SessionError::Shutdown) => return,
+                Err(e) => self.go_offline(&e),
+            }
+        }
+    }
+
+    /// Waits for the deadline or an input. `Err` means shut down.
+    fn wait_until(&mut self, deadline: Instant) -> Result<(), SessionError> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return self.drain_inputs();
+            }
+            match self.inputs.recv_timeout(deadline - now) {
+                Ok(SessionInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                    return Err(SessionError::Shutdown)
+                }
+                Ok(SessionInput::OutboxChanged) => {
+                    if self.state == SessionState::Online && self.params.realtime {
+                        return Ok(());
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Ok(()),
+            }
+        }
+    }
+
+    fn drain_inputs(&mut self) -> Result<(), SessionError> {
+        loop {
+            match self.inputs.try_recv() {
+                Ok(SessionInput::Shutdown) => return Err(SessionError::Shutdown),
+                Ok(SessionInput::OutboxChanged) => {}
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    return Err(SessionError::Shutdown)
+                }
+            }
+        }
+    }
+
+    fn go_offline(&mut self, e: &SessionError) {
+        let delay = self.params.error_delay;
+        log::warn!(
+            "session with {}: {e}; reconnecting in {}s",
+            self.setup.server_url,
+            delay.as_secs()
+        );
+        if self.was_online {
+            self.was_online = false;
+            // Event 105: failed to connect to the server.
+            self.log_device_event(105);
+        }
+        self.state = SessionState::Offline {
+            retry_at: Instant::now() + delay,
+        };
+    }
+
+    fn log_device_event(&mut self, code: u32) {
+        let time = crate::protocol::time::format_record_time(self.clock.now_local());
+        if let Err(e) = self.store.append_event(&NewEvent::plain(time, code, 0)) {
+            log::error!("cannot log event {code}: {e}");
+        }
+    }
+
+    fn refresh_token(&mut self) {
+        let t = self
+            .params
+            .registry_code
+            .as_deref()
+            .map(|code| token(code, &self.setup.serial, &self.params.session_id));
+        self.conn.set_token(t);
+    }
+
+    fn status_error(&self, status: u16, endpoint: &str) -> SessionError {
+        let serial = self.setup.serial.clone();
+        match status {
+            401 => SessionError::Unauthorized { serial },
+            406 => SessionError::Refused {
+                serial,
+                endpoint: endpoint.to_owned(),
+            },
+            404 => SessionError::NotFound {
+                endpoint: endpoint.to_owned(),
+            },
+            _ => SessionError::Status {
+                status,
+                endpoint: endpoint.to_owned(),
+            },
+        }
+    }
+
+    /// Initialisation (7.1), registration (7.4, on every connection), and the
+    /// configuration download (7.5).
+    pub fn connect(&mut self) -> Result<(), SessionError> {
+        let sn = self.setup.serial.clone();
+        self.conn.timeout = self.params.timeout;
+        // 7.1: no token yet; the device introduces itself.
+        self.conn.set_token(None);
+        let pq = format!(
+            "/iclock/cdata?SN={sn}&options=all&pushver={}&DeviceType=acc",
+            crate::protocol::DEVICE_PUSH_VERSION
+        );
+        let reply = self.conn.request(Method::Get, &pq, b"")?;
+        if !reply.is_success() {
+            return Err(self.status_error(reply.status, "/iclock/cdata"));
+        }
+        let init = KeyValues::parse_lines(&reply.text());
+        self.init_registered = init
+            .get("registry")
+            .is_some_and(|v| v.eq_ignore_ascii_case("ok"));
+        if self.init_registered {
+            self.params.apply(&init);
+            ServerParams::persist(&init, &mut self.store)?;
+        } else if !init.contains("OK") {
+            return Err(SessionError::BadReply {
+                endpoint: "/iclock/cdata".into(),
+                detail: "neither OK nor registry=ok".into(),
+            });
+        }
+
+        // 7.4: "the client needs to be registered for each connection".
+        self.register()?;
+        self.refresh_token();
+        self.download_config()?;
+        self.refresh_token();
+
+        self.conn.timeout = self.params.timeout;
+        self.conn.heartbeat = self.params.request_delay;
+        self.conn.version = self.params.negotiated();
+        log::info!(
+            "connected to {} ({} {}), protocol {}, polling every {}s",
+            self.setup.server_url,
+            self.params.server_name.as_deref().unwrap_or("server"),
+            self.params.server_version.as_deref().unwrap_or("?"),
+            self.conn.version,
+            self.params.request_delay.as_secs()
+        );
+        if self.setup.push_options {
+            self.push_device_options()?;
+        }
+        self.state = SessionState::Online;
+        self.was_online = true;
+        self.next_poll = Instant::now();
+        // Event 214: connected to the server.
+        self.log_device_event(214);
+        Ok(())
+    }
+
+    fn register(&mut self) -> Result<(), SessionError> {
+        let store = &self.store;
+        let line =
+            registry::capability_line(&self.setup.device, &|k| store.option(k).ok().flatten());
+        let pq = format!("/iclock/registry?SN={}", self.setup.serial);
+        let reply = self.conn.request(Method::Post, &pq, line.as_bytes())?;
+        if reply.status == 404 && self.init_registered {
+            log::debug!("server has no /iclock/registry; its init answer registered us");
+            return Ok(());
+        }
+        if !reply.is_success() {
+            return Err(self.status_error(reply.status, "/iclock/registry"));
+        }
+        let kv = KeyValues::parse_lines(&reply.text());
+        match kv.get("RegistryCode") {
+            Some(code) if !code.is_empty() => {
+                self.params.apply(&kv);
+                ServerParams::persist(&kv, &mut self.store)?;
+                Ok(())
+            }
+            _ if self.init_registered && self.params.registry_code.is_some() => Ok(()),
+            _ => Err(SessionError::BadReply {
+                endpoint: "/iclock/registry".into(),
+                detail: "no RegistryCode".into(),
+            }),
+        }
+    }
+
+    fn download_config(&mut self) -> Result<(), SessionError> {
+        let pq = format!("/iclock/push?SN={}", self.setup.serial);
+        let reply = self.conn.request(Method::Post, &pq, b"")?;
+        if reply.status == 404 && self.init_registered {
+            log::debug!("server has no /iclock/push; using the init answer's parameters");
+            return Ok(());
+        }
+        if !reply.is_success() {
+            return Err(self.status_error(reply.status, "/iclock/push"));
+        }
+        let kv = KeyValues::parse_lines(&reply.text());
+        self.params.apply(&kv);
+        ServerParams::persist(&kv, &mut self.store)?;
+        Ok(())
+    }
+
+    /// 7.6: the device's parameters, comma-separated.
+    fn push_device_options(&mut self) -> Result<(), SessionError> {
+        let d = &self.setup.device;
+        let mut kv = KeyValues::default();
+        kv.0.push(("~DeviceName".into(), d.name.clone()));
+        if let Some(mac) = &d.mac {
+            kv.0.push(("MAC".into(), mac.clone()));
+        }
+        kv.0.push((
+            "TransactionCount".into(),
+            self.store.event_count()?.to_string(),
+        ));
+        kv.0.push(("FWVersion".into(), d.firmware_version.clone()));
+        kv.0.push((
+            "PushVersion".into(),
+            crate::protocol::DEVICE_PUSH_VERSION.to_string(),
+        ));
+        let pq = format!("/iclock/cdata?SN={}&table=options", self.setup.serial);
+        let reply = self
+            .conn
+            .request(Method::Post, &pq, kv.to_comma_line().as_bytes())?;
+        if !reply.is_success() {
+            return Err(self.status_error(reply.status, "/iclock/cdata?table=options"));
+        }
+        Ok(())
+    }
+
+    /// One round while online; returns when the next round is due.
+    pub fn online_step(&mut self) -> Result<Instant, SessionError> {
+        self.report_results()?;
+        let now = Instant::now();
+        if self.upload_due(now) {
+            self.flush_outbox()?;
+        }
+        if Instant::now() >= self.next_poll {
+            self.poll_commands()?;
+            self.next_poll = Instant::now() + self.params.request_delay;
+        }
+        let mut next = self.next_poll;
+        if !self.params.realtime && self.store.outbox_len()? > 0 {
+            next =
+                next.min(self.last_upload + self.params.trans_interval.max(Duration::from_secs(1)));
+        }
+        Ok(next)
+    }
+
+    /// Real-time: whenever something is pending. Otherwise every
+    /// TransInterval, and at the TransTimes of day.
+    fn upload_due(&self, now: Instant) -> bool {
+        if self.params.realtime {
+            return true;
+        }
+        if !self.params.trans_interval.is_zero()
+            && now.duration_since(self.last_upload) >= self.params.trans_interval
+        {
+            return true;
+        }
+        let local = self.clock.now_local();
+        let since = now.duration_since(self.last_upload);
+        self.params.trans_times.iter().any(|&(h, m)| {
+            use chrono::Timelike;
+            let t = local.hour() * 60 + local.minute();
+            let target = u32::from(h) * 60 + u32::from(m);
+            // Inside the first minute of a TransTimes point and not yet uploaded in it.
+            t == target && since >= Duration::from_secs(60)
+        })
+    }
+
+    /// Uploads the outbox oldest first; a batch leaves the outbox only after
+    /// the server accepted it.
+    pub fn flush_outbox(&mut self) -> Result<(), SessionError> {
+        let limit = self
+            .conn
+            .max_package_size
+            .saturating_sub(BATCH_HEADROOM)
+            .max(1024);
+        let started = Instant::now();
+        while let Some(batch) = self.store.outbox_batch(limit)? {
+            self.drain_inputs()?;
+            self.upload_batch(&batch)?;
+            self.store.outbox_remove(&batch)?;
+            self.last_upload = Instant::now();
+            // 9: during a long upload the heartbeat is kept with ping.
+            if started.elapsed() >= self.params.request_delay {
+                self.conn.keepalive();
+            }
+        }
+        self.last_upload = Instant::now();
+        Ok(())
+    }
+
+    fn upload_batch(&mut self, batch: &OutboxBatch) -> Result<(), SessionError> {
+        let sn = &self.setup.serial;
+        let count = batch.items.len();
+        let pq = match batch.channel.split_once('/') {
+            Some(("tabledata", name)) => {
+                format!("/iclock/cdata?SN={sn}&table=tabledata&tablename={name}&count={count}")
+            }
+            _ => format!("/iclock/cdata?SN={sn}&table={}", batch.channel),
+        };
+        let reply = self
+            .conn
+            .request(Method::Post, &pq, batch.body().as_bytes())?;
+        if !reply.is_success() {
+            return Err(self.status_error(reply.status, &link::endpoint_of(&pq)));
+        }
+        match classify(&reply.text()) {
+            UploadAck::Accepted { count: Some(n) }
+                if n != count as u64 && batch.channel.starts_with("tabledata") =>
+            {
+                log::warn!(
+                    "server acknowledged {n} of {count} {} records; treating the 2xx as received",
+                    batch.channel
+                );
+                Ok(())
+            }
+            UploadAck::Accepted { .. } => Ok(()),
+            UploadAck::Rejected(detail) => Err(SessionError::UploadRejected {
+                endpoint: format!("cdata table={}", batch.channel),
+                detail,
+            }),
+        }
+    }
+
+    /// 11.1: fetch commands, run each (or re-send its stored result), report.
+    pub fn poll_commands(&mut self) -> Result<(), SessionError> {
+        let pq = format!("/iclock/getrequest?SN={}", self.setup.serial);
+        let reply = self.conn.request(Method::Get, &pq, b"")?;
+        if !reply.is_success() {
+            return Err(self.status_error(reply.status, "/iclock/getrequest"));
+        }
+        let (commands, issues) = parse_getrequest(&reply.text());
+        for issue in issues {
+            log::warn!("ignoring a getrequest line that is not a command: {issue:?}");
+        }
+        for line in commands {
+            self.drain_inputs()?;
+            self.handle_command(&line)?;
+            self.report_results()?;
+        }
+        Ok(())
+    }
+
+    fn handle_command(&mut self, line: &CommandLine) -> Result<(), SessionError> {
+        if self.store.command_result(&line.id)?.is_some() {
+            log::info!(
+                "command {} was already executed; re-sending its result",
+                line.id
+            );
+            self.store.mark_result_unreported(&line.id)?;
+            return Ok(());
+        }
+        let command = Command::classify(line);
+        log::debug!(
+            "executing command {}: {}",
+            command.id,
+            command.result_name()
+        );
+        let outcome = {
+            let mut ctx = CommandContext {
+                store: &mut self.store,
+                link: &mut self.conn,
+                clock: &*self.clock,
+            };
+            let dispatcher = &mut self.dispatcher;
+            // A bug in an executor must not stop the queue (invariant 4).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dispatcher.execute(&command, &mut ctx)
+            }))
+            .unwrap_or_else(|_| {
+                log::error!(
+                    "command {} crashed its executor; answering {}",
+                    command.id,
+                    codes::EXECUTION_ERROR
+                );
+                CommandOutcome::code(codes::EXECUTION_ERROR)
+            })
+        };
+        self.store.store_command_result(
+            &command.id,
+            outcome.ret,
+            &command.result_name(),
+            &outcome.extra,
+        )?;
+        Ok(())
+    }
+
+    /// 10.4: results not yet reported, one per request unless batching is on.
+    pub fn report_results(&mut self) -> Result<(), SessionError> {
+        loop {
+            let pending = self.store.unreported_results(RESULT_BATCH)?;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let pq = format!("/iclock/devicecmd?SN={}", self.setup.serial);
+            let groups: Vec<Vec<_>> = if self.setup.batch_results {
+                vec![pending]
+            } else {
+                pending.into_iter().map(|r| vec![r]).collect()
+            };
+            for group in groups {
+                let body = group
+                    .iter()
+                    .map(crate::store::StoredResult::to_line)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let reply = self.conn.request(Method::Post, &pq, body.as_bytes())?;
+                if !reply.is_success() {
+                    return Err(self.status_error(reply.status, "/iclock/devicecmd"));
+                }
+                let ids: Vec<String> = group.into_iter().map(|r| r.id).collect();
+                self.store.mark_results_reported(&ids)?;
+            }
+        }
+    }
+
+    /// The connection, for tests of the session's pieces.
+    pub fn link(&mut self) -> &mut dyn ServerLink {
+        &mut self.conn
+    }
+}
