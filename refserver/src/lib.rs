@@ -8,6 +8,14 @@
 //! deployed servers (`shared/interop.md`) is a [`ServerConfig`] knob, and
 //! failures are injected with [`Fault`]s.
 //!
+//! Token policy: the init request and `/iclock/registry` need no token (the
+//! device knows neither RegistryCode nor SessionID yet); `/iclock/push` is
+//! accepted without a token or with `md5(RegistryCode+SN)` (the SessionID is
+//! only learnt from the push reply or the `registry=ok` block) or with the full
+//! `md5(RegistryCode+SN+SessionID)`; every other `/iclock/` request needs the
+//! full token or gets 401 (unless [`ServerConfig::token_check`] is off). The
+//! check result is recorded in [`RequestLog::token`] either way.
+//!
 //! ```
 //! use lintel_refserver::{RefServer, ServerConfig};
 //! use std::time::Duration;

@@ -134,6 +134,10 @@ struct Args {
     /// Commands queued for each serial on first contact (see below).
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
+    /// Queue the --script commands only for this serial (at start-up; they
+    /// wait until it connects) instead of for every serial.
+    #[arg(long, value_name = "SN", requires = "script")]
+    script_sn: Option<String>,
     /// Disable the /admin endpoints.
     #[arg(long)]
     no_admin: bool,
@@ -308,6 +312,11 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let mut cfg = cfg;
+    let for_one_serial = args
+        .script_sn
+        .as_ref()
+        .map(|sn| (sn.clone(), std::mem::take(&mut cfg.initial_commands)));
     let script_len = cfg.initial_commands.len();
     let server = match RefServer::start_on(args.listen, cfg) {
         Ok(s) => s,
@@ -317,6 +326,12 @@ fn main() {
         }
     };
     println!("push-server listening on {}", server.url());
+    if let Some((sn, commands)) = for_one_serial {
+        for command in &commands {
+            let id = server.queue_command(&sn, command);
+            println!("queued C:{id}:{} for {sn}", command.escape_debug());
+        }
+    }
     if script_len > 0 {
         println!("{script_len} script command(s) will be queued for each serial on first contact");
     }

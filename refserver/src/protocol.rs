@@ -39,6 +39,11 @@ fn text(status: u16, body: impl Into<String>) -> Response {
     Response::new(status, body.into().into_bytes())
 }
 
+/// A one-line 200 reply, ended as configured (`OK`, `OK\r\n`, ...).
+fn reply_line(cfg: &ServerConfig, line: impl Into<String>) -> Response {
+    text(200, cfg.join_lines(&[line.into()]))
+}
+
 /// An HTML error page, as Java servlet containers send for 401/404/406.
 pub(crate) fn html_error(status: u16, message: &str) -> Response {
     let reason = crate::http::reason(status);
@@ -127,7 +132,7 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request, seq: 
                 ("POST", "/iclock/file") | ("POST", "/iclock/fdata") => {
                     upload(state, cfg, &sn, req, seq, token)
                 }
-                ("GET", "/iclock/ping") => text(200, "OK"),
+                ("GET", "/iclock/ping") => reply_line(cfg, "OK"),
                 ("GET", "/iclock/rtdata") => rtdata(cfg),
                 ("GET", "/iclock/file") => iclock_file(state, req),
                 _ => html_error(404, &format!("no handler for {} {}", req.method, req.path)),
@@ -226,7 +231,7 @@ fn init(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> Handl
         InitReply::AlwaysBlock => true,
     };
     if !give_block {
-        return Handled::new(text(200, "OK"), token);
+        return Handled::new(reply_line(cfg, "OK"), token);
     }
     if !registered {
         // AlwaysBlock: register on the spot with no capability line.
@@ -300,7 +305,7 @@ fn registry(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> H
         capabilities,
         registry_code: code.clone(),
     });
-    let mut resp = text(200, format!("RegistryCode={code}"));
+    let mut resp = reply_line(cfg, format!("RegistryCode={code}"));
     if cfg.session_cookie_on_registry {
         resp = resp.with_header(
             "Set-Cookie",
@@ -387,7 +392,7 @@ fn getrequest(state: &mut State, cfg: &ServerConfig, sn: &str) -> Response {
         });
     }
     if lines.is_empty() {
-        return text(200, "OK");
+        return reply_line(cfg, "OK");
     }
     text(200, cfg.join_lines(&lines))
 }
@@ -442,7 +447,7 @@ fn devicecmd(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> 
         result.was_queued = device.queue.len() != before;
         device.results.push(result);
     }
-    text(200, "OK")
+    reply_line(cfg, "OK")
 }
 
 /// Parses an upload body into records according to where it was posted.
@@ -554,19 +559,19 @@ fn upload(
             AckMode::Spec => {
                 let is_tabledata = table.is_some_and(|t| t.eq_ignore_ascii_case("tabledata"));
                 if is_tabledata {
-                    text(200, format!("{ack_table}={n}"))
+                    reply_line(cfg, format!("{ack_table}={n}"))
                 } else {
-                    text(200, "OK")
+                    reply_line(cfg, "OK")
                 }
             }
-            AckMode::Ok => text(200, "OK"),
-            AckMode::OkCount => text(200, format!("OK: {n}")),
-            AckMode::TableCount => text(200, format!("{ack_table}={n}")),
-            AckMode::EchoQueryCount => text(
-                200,
+            AckMode::Ok => reply_line(cfg, "OK"),
+            AckMode::OkCount => reply_line(cfg, format!("OK: {n}")),
+            AckMode::TableCount => reply_line(cfg, format!("{ack_table}={n}")),
+            AckMode::EchoQueryCount => reply_line(
+                cfg,
                 format!("{ack_table}={}", req.query_value("count").unwrap_or("0")),
             ),
-            AckMode::ErrorText(t) => text(200, t.clone()),
+            AckMode::ErrorText(t) => reply_line(cfg, t.clone()),
         }
     };
     let accepted = response.status == 200 && !matches!(cfg.ack_mode, AckMode::ErrorText(_));
@@ -592,8 +597,8 @@ fn rtdata(cfg: &ServerConfig) -> Response {
         .now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    text(
-        200,
+    reply_line(
+        cfg,
         format!("DateTime={},ServerTZ=+0000", old_encode_time(secs)),
     )
 }

@@ -783,3 +783,46 @@ fn wait_for_sees_requests_from_other_threads() {
     t.join().unwrap();
     assert!(!server.wait_for(Duration::from_millis(1), |s| s.requests().len() > 1));
 }
+
+#[test]
+fn odd_charset_time_ids_and_mixed_line_endings() {
+    let server = RefServer::start(ServerConfig {
+        content_type: "text/plain;charset=GB2312".into(),
+        id_style: IdStyle::TimeBased,
+        line_ending: LineEnding::Mixed,
+        final_newline: true,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let token = register(&server, SN, CAPS);
+    let ids: Vec<u64> = (0..3)
+        .map(|i| server.queue_command(SN, &format!("CMD{i}")))
+        .collect();
+    assert!(ids.iter().all(|&id| id > 1_000_000_000_000));
+    let r = send(
+        server.addr(),
+        "GET",
+        &format!("/iclock/getrequest?SN={SN}"),
+        Some(&token),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.header("Content-Type"), Some("text/plain;charset=GB2312"));
+    assert_eq!(
+        r.text(),
+        format!(
+            "C:{}:CMD0\r\nC:{}:CMD1\nC:{}:CMD2\r\n",
+            ids[0], ids[1], ids[2]
+        )
+    );
+    server.update_config(|c| c.init_reply = InitReply::AlwaysOk);
+    let init = send(
+        server.addr(),
+        "GET",
+        &format!("/iclock/cdata?SN={SN}&options=all"),
+        None,
+        b"",
+    )
+    .unwrap();
+    assert_eq!(init.text(), "OK\r\n");
+}
