@@ -4,8 +4,10 @@
 //! it in-process the same way, with their own clock and transport.
 
 use crate::clock::{Clock, DeviceClock};
+use crate::commands::executors::{self, ExecutorEnv};
 use crate::commands::Dispatcher;
 use crate::config::Config;
+use crate::platform::{Platform, RecordingPlatform};
 use crate::session::registry::DeviceDescription;
 use crate::session::transport::{Transport, UreqTransport};
 use crate::session::{Session, SessionInput, SessionSetup};
@@ -35,6 +37,7 @@ pub enum AppError {
 pub struct StartOptions {
     pub clock: Arc<dyn Clock>,
     pub transport: Box<dyn Transport>,
+    pub platform: Arc<dyn Platform>,
 }
 
 impl StartOptions {
@@ -42,6 +45,7 @@ impl StartOptions {
         StartOptions {
             clock: Arc::new(DeviceClock::new(config.device.utc_offset_minutes)),
             transport: Box::new(UreqTransport::new()),
+            platform: Arc::new(RecordingPlatform::new()),
         }
     }
 }
@@ -84,12 +88,20 @@ impl Firmware {
             request_delay: Duration::from_secs(config.server.request_delay_sec),
             timeout: Duration::from_secs(config.server.timeout_sec),
         };
-        let dispatcher = Dispatcher::new();
+        let mut dispatcher = Dispatcher::new();
+        executors::install(
+            &mut dispatcher,
+            &ExecutorEnv {
+                data_dir: config.device.data_dir.clone(),
+                serial: config.device.serial.clone(),
+            },
+        );
         let session = Session::new(
             setup,
             store,
             options.transport,
             options.clock.clone(),
+            options.platform.clone(),
             dispatcher,
             session_rx,
         )?;

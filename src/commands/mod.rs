@@ -6,8 +6,10 @@
 //! given, it answers with an Appendix 1 code.
 
 pub mod codes;
+pub mod executors;
 
 use crate::clock::Clock;
+use crate::platform::Platform;
 use crate::protocol::command::{Command, Verb};
 use crate::session::link::ServerLink;
 use crate::store::Store;
@@ -40,6 +42,7 @@ pub struct CommandContext<'a> {
     pub store: &'a mut Store,
     pub link: &'a mut dyn ServerLink,
     pub clock: &'a dyn Clock,
+    pub platform: &'a dyn Platform,
 }
 
 /// One family of commands. Object-safe so the dispatcher can hold a list.

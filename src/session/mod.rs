@@ -13,6 +13,7 @@ pub mod transport;
 
 use crate::clock::Clock;
 use crate::commands::{codes, CommandContext, CommandOutcome, Dispatcher};
+use crate::platform::Platform;
 use crate::protocol::command::Command;
 use crate::protocol::kv::KeyValues;
 use crate::protocol::upload::{classify, UploadAck};
@@ -101,6 +102,7 @@ pub struct Session {
     conn: Connection,
     store: Store,
     clock: Arc<dyn Clock>,
+    platform: Arc<dyn Platform>,
     dispatcher: Dispatcher,
     inputs: Receiver<SessionInput>,
     state: SessionState,
@@ -118,6 +120,7 @@ impl Session {
         store: Store,
         transport: Box<dyn Transport>,
         clock: Arc<dyn Clock>,
+        platform: Arc<dyn Platform>,
         dispatcher: Dispatcher,
         inputs: Receiver<SessionInput>,
     ) -> Result<Session, SessionError> {
@@ -139,6 +142,7 @@ impl Session {
             conn,
             store,
             clock,
+            platform,
             dispatcher,
             inputs,
             state: SessionState::Offline { retry_at: now },
@@ -530,6 +534,7 @@ impl Session {
                 store: &mut self.store,
                 link: &mut self.conn,
                 clock: &*self.clock,
+                platform: &*self.platform,
             };
             let dispatcher = &mut self.dispatcher;
             // A bug in an executor must not stop the queue (invariant 4).
