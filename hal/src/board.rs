@@ -1,0 +1,827 @@
+//! Board configuration: which GPIO line is which, active levels, readers, serial buses.
+//!
+//! A board file is TOML (see `board-configs/`). It may start with `inherit = "base.toml"`
+//! (Hubris style): the base is loaded first (relative to the including file) and the board's
+//! own tables and keys replace or extend it. Arrays of tables (`[[door]]`, `[[reader]]`, ...)
+//! are replaced as a whole, never merged element by element, so a board always says exactly
+//! which doors it has.
+//!
+//! Every key is checked: unknown keys are rejected by serde (`deny_unknown_fields`) and
+//! [`BoardConfig::validate`] checks the cross references (door numbers, reader doors, lines
+//! used twice, serial bus names). Either way the error is one line naming the file and key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::wiegand::Format;
+
+/// Errors while loading or checking a board file.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    /// The file could not be read.
+    #[error("board config {file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not match the schema (unknown key, wrong type).
+    #[error("board config {file}: {message}")]
+    Parse { file: PathBuf, message: String },
+    /// The TOML parsed but a value is not acceptable.
+    #[error("board config {file}: key `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+    /// `inherit` chains loop or are too deep.
+    #[error("board config {file}: `inherit` chain is deeper than {MAX_INHERIT_DEPTH} (a loop?)")]
+    InheritTooDeep { file: PathBuf },
+}
+
+/// Short classification of [`BoardError`], in the manner of embedded-hal's `ErrorKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardErrorKind {
+    Io,
+    Syntax,
+    Invalid,
+}
+
+impl BoardError {
+    pub fn kind(&self) -> BoardErrorKind {
+        match self {
+            BoardError::Read { .. } => BoardErrorKind::Io,
+            BoardError::Parse { .. } => BoardErrorKind::Syntax,
+            BoardError::Invalid { .. } | BoardError::InheritTooDeep { .. } => {
+                BoardErrorKind::Invalid
+            }
+        }
+    }
+
+    fn with_file(self, file: &Path) -> BoardError {
+        match self {
+            BoardError::Parse { message, .. } => BoardError::Parse {
+                file: file.to_path_buf(),
+                message,
+            },
+            BoardError::Invalid { key, message, .. } => BoardError::Invalid {
+                file: file.to_path_buf(),
+                key,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+const MAX_INHERIT_DEPTH: usize = 8;
+
+/// Which implementation drives the hardware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// In-memory lines driven by the `lintel sim` control socket.
+    Sim,
+    /// Linux GPIO character device (v1 uAPI via gpio-cdev) and serial ttys.
+    Linux,
+}
+
+/// Pull resistor setting requested from the kernel (v1 uAPI bias flags, Linux 5.5+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bias {
+    /// Leave the line as the device tree / firmware configured it.
+    #[default]
+    AsIs,
+    PullUp,
+    PullDown,
+    Disabled,
+}
+
+/// One GPIO line: a chip (e.g. `gpiochip0`, or a path) and an offset on it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineSpec {
+    /// Chip name under /dev (`gpiochip0`) or an absolute path. Ignored by the sim backend.
+    pub chip: String,
+    /// Line offset on that chip.
+    pub line: u32,
+    /// True when the line is electrically low while "on" / "active". Default false.
+    #[serde(default)]
+    pub active_low: bool,
+    /// Pull resistor. Default: as-is.
+    #[serde(default)]
+    pub bias: Bias,
+    /// Inputs only: software debounce in milliseconds; default `[defaults] debounce_ms`.
+    #[serde(default)]
+    pub debounce_ms: Option<u32>,
+}
+
+impl LineSpec {
+    /// `chip:line`, used in messages and to detect lines used twice.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.chip, self.line)
+    }
+}
+
+/// Whether a reader is on the entry or exit side of its door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReaderDirection {
+    In,
+    Out,
+}
+
+/// How a reader is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReaderKind {
+    Wiegand,
+    Rs485,
+}
+
+/// Parity of a serial bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+/// How the RS-485 transceiver's driver-enable is switched around a transmission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectionControl {
+    /// The UART driver's RS-485 mode (TIOCSRS485); falls back to RTS where the driver lacks it.
+    #[default]
+    Kernel,
+    /// RTS asserted while sending, toggled by lintel.
+    Rts,
+    /// A GPIO line (`direction_line`) asserted while sending.
+    Gpio,
+    /// Auto-direction transceiver: nothing to switch.
+    None,
+}
+
+/// Defaults that apply to every line or reader unless overridden.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Software debounce for discrete inputs. Default 20 ms.
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u32,
+    /// Wiegand format used by readers that name none. Default "wiegand26".
+    #[serde(default = "default_wiegand_format")]
+    pub wiegand_format: String,
+    /// Silence that ends a Wiegand frame. Default 25 ms (readers send bits 1-2 ms apart
+    /// and wait far longer than that between frames).
+    #[serde(default = "default_frame_gap_ms")]
+    pub frame_gap_ms: u32,
+}
+
+fn default_debounce_ms() -> u32 {
+    20
+}
+fn default_wiegand_format() -> String {
+    "wiegand26".to_string()
+}
+fn default_frame_gap_ms() -> u32 {
+    25
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            debounce_ms: default_debounce_ms(),
+            wiegand_format: default_wiegand_format(),
+            frame_gap_ms: default_frame_gap_ms(),
+        }
+    }
+}
+
+/// One door: its lock relay and its inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorConfig {
+    /// Door number, 1-based, as the server numbers doors.
+    pub number: u8,
+    /// Lock relay output ("on" = relay energised = door released).
+    pub lock: LineSpec,
+    /// Door contact ("on" = door open).
+    #[serde(default)]
+    pub sensor: Option<LineSpec>,
+    /// Request-to-exit button ("on" = pressed).
+    #[serde(default)]
+    pub button: Option<LineSpec>,
+}
+
+/// One card reader.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderConfig {
+    /// Reader number, 1-based.
+    pub number: u8,
+    /// Door this reader opens.
+    pub door: u8,
+    /// Entry or exit side.
+    pub direction: ReaderDirection,
+    /// Wiegand or RS-485.
+    pub kind: ReaderKind,
+    /// Wiegand data-0 line (Wiegand readers). Pulses are electrically low: set active_low.
+    #[serde(default)]
+    pub d0: Option<LineSpec>,
+    /// Wiegand data-1 line.
+    #[serde(default)]
+    pub d1: Option<LineSpec>,
+    /// Reader LED control output.
+    #[serde(default)]
+    pub led: Option<LineSpec>,
+    /// Reader buzzer control output.
+    #[serde(default)]
+    pub buzzer: Option<LineSpec>,
+    /// Wiegand format name (`wiegand26`...) or a server CardFormat string; default
+    /// `[defaults] wiegand_format`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// RS-485 readers: the `[[serial]]` bus name and the reader's address on it.
+    #[serde(default)]
+    pub bus: Option<String>,
+    #[serde(default)]
+    pub address: Option<u8>,
+}
+
+/// An auxiliary input or output.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuxConfig {
+    /// 1-based index as the server numbers aux inputs/outputs.
+    pub index: u8,
+    pub line: LineSpec,
+}
+
+/// A serial (RS-485) bus.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialConfig {
+    /// Name readers use to refer to this bus.
+    pub name: String,
+    /// tty device path (`/dev/ttyS1`); ignored by the sim backend.
+    pub device: PathBuf,
+    /// Default 9600.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Default none.
+    #[serde(default)]
+    pub parity: Parity,
+    /// Default kernel (with RTS fallback).
+    #[serde(default)]
+    pub direction: DirectionControl,
+    /// The driver-enable line when `direction = "gpio"` ("on" = transmitting).
+    #[serde(default)]
+    pub direction_line: Option<LineSpec>,
+}
+
+fn default_baud() -> u32 {
+    9600
+}
+
+/// The whole board.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardConfig {
+    /// Board name for logs.
+    pub name: String,
+    /// Which backend drives this board.
+    pub backend: Backend,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default, rename = "door")]
+    pub doors: Vec<DoorConfig>,
+    #[serde(default, rename = "reader")]
+    pub readers: Vec<ReaderConfig>,
+    #[serde(default)]
+    pub aux_in: Vec<AuxConfig>,
+    #[serde(default)]
+    pub aux_out: Vec<AuxConfig>,
+    /// Enclosure tamper switch ("on" = tampered).
+    #[serde(default)]
+    pub tamper: Option<LineSpec>,
+    /// Mains-fail signal from the PSU ("on" = on battery).
+    #[serde(default)]
+    pub power_fail: Option<LineSpec>,
+    #[serde(default)]
+    pub serial: Vec<SerialConfig>,
+}
+
+/// The counts the registration request reports (spec 7.4: LockCount, ReaderCount, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub lock_count: usize,
+    pub reader_count: usize,
+    pub aux_in_count: usize,
+    pub aux_out_count: usize,
+}
+
+impl Capabilities {
+    /// `(key, value)` pairs in the order and spelling of the registration line.
+    pub fn registration_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LockCount", self.lock_count.to_string()),
+            ("ReaderCount", self.reader_count.to_string()),
+            ("AuxInCount", self.aux_in_count.to_string()),
+            ("AuxOutCount", self.aux_out_count.to_string()),
+        ]
+    }
+}
+
+impl BoardConfig {
+    /// Reads, resolves `inherit`, parses and validates a board file.
+    pub fn load(path: &Path) -> Result<BoardConfig, BoardError> {
+        let value = load_value(path, 0)?;
+        let board: BoardConfig =
+            value
+                .try_into()
+                .map_err(|e: toml::de::Error| BoardError::Parse {
+                    file: path.to_path_buf(),
+                    message: one_line(&e.to_string()),
+                })?;
+        board.validate().map_err(|e| e.with_file(path))?;
+        Ok(board)
+    }
+
+    /// Parses and validates board TOML held in memory (`inherit` is not allowed here).
+    pub fn from_toml_str(text: &str) -> Result<BoardConfig, BoardError> {
+        let file = PathBuf::from("<string>");
+        let board: BoardConfig = toml::from_str(text).map_err(|e| BoardError::Parse {
+            file: file.clone(),
+            message: one_line(&e.to_string()),
+        })?;
+        board.validate().map_err(|e| e.with_file(&file))?;
+        Ok(board)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+    pub fn lock_count(&self) -> usize {
+        self.doors.len()
+    }
+    pub fn reader_count(&self) -> usize {
+        self.readers.len()
+    }
+    pub fn aux_in_count(&self) -> usize {
+        self.aux_in.len()
+    }
+    pub fn aux_out_count(&self) -> usize {
+        self.aux_out.len()
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lock_count: self.lock_count(),
+            reader_count: self.reader_count(),
+            aux_in_count: self.aux_in_count(),
+            aux_out_count: self.aux_out_count(),
+        }
+    }
+
+    /// Door by 1-based number.
+    pub fn door(&self, number: u8) -> Option<&DoorConfig> {
+        self.doors.iter().find(|d| d.number == number)
+    }
+
+    /// Reader by 1-based number.
+    pub fn reader(&self, number: u8) -> Option<&ReaderConfig> {
+        self.readers.iter().find(|r| r.number == number)
+    }
+
+    /// Readers of one door.
+    pub fn readers_of_door(&self, door: u8) -> impl Iterator<Item = &ReaderConfig> {
+        self.readers.iter().filter(move |r| r.door == door)
+    }
+
+    /// The Wiegand format a reader is configured with (its own or the board default).
+    pub fn reader_format(&self, reader: &ReaderConfig) -> Result<Format, BoardError> {
+        let text = reader
+            .format
+            .as_deref()
+            .unwrap_or(&self.defaults.wiegand_format);
+        Format::by_name_or_card_format(text).map_err(|e| BoardError::Invalid {
+            file: PathBuf::new(),
+            key: format!("reader[{}].format", reader.number),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks every cross reference; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), BoardError> {
+        let bad = |key: String, message: String| BoardError::Invalid {
+            file: PathBuf::new(),
+            key,
+            message,
+        };
+        if self.name.trim().is_empty() {
+            return Err(bad("name".into(), "must not be empty".into()));
+        }
+        if self.defaults.frame_gap_ms == 0 || self.defaults.frame_gap_ms > 1000 {
+            return Err(bad(
+                "defaults.frame_gap_ms".into(),
+                "must be 1..=1000".into(),
+            ));
+        }
+        Format::by_name_or_card_format(&self.defaults.wiegand_format)
+            .map_err(|e| bad("defaults.wiegand_format".into(), e.to_string()))?;
+
+        // Lines used twice would fight each other (or the kernel refuses the second request).
+        let mut used: BTreeMap<String, String> = BTreeMap::new();
+        let mut claim = |key: String, line: &LineSpec| -> Result<(), BoardError> {
+            if let Some(previous) = used.insert(line.id(), key.clone()) {
+                return Err(bad(
+                    key,
+                    format!("line {} is already used by `{previous}`", line.id()),
+                ));
+            }
+            Ok(())
+        };
+
+        for (i, door) in self.doors.iter().enumerate() {
+            let expected = i + 1;
+            if usize::from(door.number) != expected {
+                return Err(bad(
+                    format!("door[{i}].number"),
+                    format!(
+                        "doors must be numbered 1, 2, ... in order; expected {expected}, found {}",
+                        door.number
+                    ),
+                ));
+            }
+            claim(format!("door[{}].lock", door.number), &door.lock)?;
+            if let Some(l) = &door.sensor {
+                claim(format!("door[{}].sensor", door.number), l)?;
+            }
+            if let Some(l) = &door.button {
+                claim(format!("door[{}].button", door.number), l)?;
+            }
+        }
+
+        let bus_names: BTreeSet<&str> = self.serial.iter().map(|s| s.name.as_str()).collect();
+        let mut sides: BTreeSet<(u8, &'static str)> = BTreeSet::new();
+        for (i, r) in self.readers.iter().enumerate() {
+            let expected = i + 1;
+            let key = |field: &str| format!("reader[{}].{field}", r.number);
+            if usize::from(r.number) != expected {
+                return Err(bad(
+                    format!("reader[{i}].number"),
+                    format!(
+                        "readers must be numbered 1, 2, ... in order; expected {expected}, found {}",
+                        r.number
+                    ),
+                ));
+            }
+            if self.door(r.door).is_none() {
+                return Err(bad(key("door"), format!("there is no door {}", r.door)));
+            }
+            let side = match r.direction {
+                ReaderDirection::In => "in",
+                ReaderDirection::Out => "out",
+            };
+            if !sides.insert((r.door, side)) {
+                return Err(bad(
+                    key("direction"),
+                    format!("door {} already has an `{side}` reader", r.door),
+                ));
+            }
+            match r.kind {
+                ReaderKind::Wiegand => {
+                    let d0 =
+                        r.d0.as_ref()
+                            .ok_or_else(|| bad(key("d0"), "a Wiegand reader needs d0".into()))?;
+                    let d1 =
+                        r.d1.as_ref()
+                            .ok_or_else(|| bad(key("d1"), "a Wiegand reader needs d1".into()))?;
+                    claim(key("d0"), d0)?;
+                    claim(key("d1"), d1)?;
+                    if let Some(f) = &r.format {
+                        Format::by_name_or_card_format(f)
+                            .map_err(|e| bad(key("format"), e.to_string()))?;
+                    }
+                    if r.bus.is_some() || r.address.is_some() {
+                        return Err(bad(
+                            key("bus"),
+                            "bus/address are for RS-485 readers only".into(),
+                        ));
+                    }
+                }
+                ReaderKind::Rs485 => {
+                    let bus = r
+                        .bus
+                        .as_deref()
+                        .ok_or_else(|| bad(key("bus"), "an RS-485 reader needs a bus".into()))?;
+                    if !bus_names.contains(bus) {
+                        return Err(bad(key("bus"), format!("there is no [[serial]] `{bus}`")));
+                    }
+                    if r.address.is_none() {
+                        return Err(bad(
+                            key("address"),
+                            "an RS-485 reader needs an address".into(),
+                        ));
+                    }
+                    if r.d0.is_some() || r.d1.is_some() {
+                        return Err(bad(key("d0"), "d0/d1 are for Wiegand readers only".into()));
+                    }
+                }
+            }
+            if let Some(l) = &r.led {
+                claim(key("led"), l)?;
+            }
+            if let Some(l) = &r.buzzer {
+                claim(key("buzzer"), l)?;
+            }
+        }
+
+        for (list, name) in [(&self.aux_in, "aux_in"), (&self.aux_out, "aux_out")] {
+            for (i, aux) in list.iter().enumerate() {
+                let expected = i + 1;
+                if usize::from(aux.index) != expected {
+                    return Err(bad(
+                        format!("{name}[{i}].index"),
+                        format!(
+                            "must be numbered 1, 2, ... in order; expected {expected}, found {}",
+                            aux.index
+                        ),
+                    ));
+                }
+                claim(format!("{name}[{}].line", aux.index), &aux.line)?;
+            }
+        }
+        if let Some(l) = &self.tamper {
+            claim("tamper".into(), l)?;
+        }
+        if let Some(l) = &self.power_fail {
+            claim("power_fail".into(), l)?;
+        }
+
+        let mut names = BTreeSet::new();
+        for (i, s) in self.serial.iter().enumerate() {
+            let key = |field: &str| format!("serial[{i}].{field}");
+            if s.name.trim().is_empty() {
+                return Err(bad(key("name"), "must not be empty".into()));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(bad(key("name"), format!("`{}` is used twice", s.name)));
+            }
+            if s.baud == 0 {
+                return Err(bad(key("baud"), "must be positive".into()));
+            }
+            if s.device.as_os_str().is_empty() {
+                return Err(bad(key("device"), "must not be empty".into()));
+            }
+            match (s.direction, &s.direction_line) {
+                (DirectionControl::Gpio, None) => {
+                    return Err(bad(
+                        key("direction_line"),
+                        "direction = \"gpio\" needs direction_line".into(),
+                    ))
+                }
+                (DirectionControl::Gpio, Some(l)) => claim(key("direction_line"), l)?,
+                (_, Some(_)) => {
+                    return Err(bad(
+                        key("direction_line"),
+                        "only used with direction = \"gpio\"".into(),
+                    ))
+                }
+                (_, None) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sim => "sim",
+            Backend::Linux => "linux",
+        })
+    }
+}
+
+/// Reads a TOML file into a value, resolving `inherit` recursively.
+fn load_value(path: &Path, depth: usize) -> Result<toml::Table, BoardError> {
+    if depth > MAX_INHERIT_DEPTH {
+        return Err(BoardError::InheritTooDeep {
+            file: path.to_path_buf(),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| BoardError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| BoardError::Parse {
+        file: path.to_path_buf(),
+        message: one_line(&e.to_string()),
+    })?;
+    match table.remove("inherit") {
+        None => Ok(table),
+        Some(toml::Value::String(base)) => {
+            let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
+            let mut merged = load_value(&base_path, depth + 1)?;
+            merge(&mut merged, table);
+            Ok(merged)
+        }
+        Some(_) => Err(BoardError::Invalid {
+            file: path.to_path_buf(),
+            key: "inherit".into(),
+            message: "must be a file name string".into(),
+        }),
+    }
+}
+
+/// Overlays `top` on `base`: tables merge key by key, everything else (arrays included) replaces.
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// toml's messages span several lines (with a source excerpt); the first line plus the
+/// excerpt's key is what a person needs, on one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            // Drop the source excerpt: "21 | d1 = { ... }", "|", "^^^^" markers.
+            let excerpt = l
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start()
+                .starts_with('|');
+            !l.is_empty() && !excerpt && !l.starts_with("-->") && !l.starts_with('^')
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const TWO_DOOR: &str = r#"
+name = "test-2door"
+backend = "sim"
+
+[[door]]
+number = 1
+lock = { chip = "sim", line = 0 }
+sensor = { chip = "sim", line = 1, active_low = true }
+button = { chip = "sim", line = 2, active_low = true, bias = "pull-up" }
+
+[[door]]
+number = 2
+lock = { chip = "sim", line = 10, active_low = true }
+
+[[reader]]
+number = 1
+door = 1
+direction = "in"
+kind = "wiegand"
+d0 = { chip = "sim", line = 3, active_low = true }
+d1 = { chip = "sim", line = 4, active_low = true }
+led = { chip = "sim", line = 5 }
+
+[[reader]]
+number = 2
+door = 1
+direction = "out"
+kind = "rs485"
+bus = "bus1"
+address = 2
+
+[[aux_in]]
+index = 1
+line = { chip = "sim", line = 20 }
+
+[[serial]]
+name = "bus1"
+device = "/dev/ttyS1"
+baud = 19200
+parity = "even"
+direction = "rts"
+"#;
+
+    #[test]
+    fn parses_counts_and_lookups() {
+        let b = BoardConfig::from_toml_str(TWO_DOOR).unwrap();
+        assert_eq!(b.backend(), Backend::Sim);
+        assert_eq!(
+            (
+                b.lock_count(),
+                b.reader_count(),
+                b.aux_in_count(),
+                b.aux_out_count()
+            ),
+            (2, 2, 1, 0)
+        );
+        assert_eq!(b.readers_of_door(1).count(), 2);
+        assert_eq!(b.readers_of_door(2).count(), 0);
+        assert_eq!(b.reader(2).unwrap().kind, ReaderKind::Rs485);
+        assert_eq!(b.serial[0].parity, Parity::Even);
+        assert_eq!(b.defaults.frame_gap_ms, 25);
+        assert_eq!(
+            b.door(1).unwrap().button.as_ref().unwrap().bias,
+            Bias::PullUp
+        );
+        let fields = b.capabilities().registration_fields();
+        assert_eq!(fields[0], ("LockCount", "2".to_string()));
+        assert_eq!(fields[3], ("AuxOutCount", "0".to_string()));
+        assert_eq!(b.reader_format(b.reader(1).unwrap()).unwrap().len(), 26);
+    }
+
+    fn err_of(text: &str) -> String {
+        BoardConfig::from_toml_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_is_named_on_one_line() {
+        let text = TWO_DOOR.replace("line = 4, active_low", "line = 4, activ_low");
+        let msg = err_of(&text);
+        assert!(msg.contains("unknown field `activ_low`"), "{msg}");
+        assert!(msg.contains("line 21"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(msg.starts_with("board config <string>:"), "{msg}");
+    }
+
+    #[test]
+    fn cross_reference_errors_name_the_key() {
+        let msg = err_of(&TWO_DOOR.replace(
+            "door = 1\ndirection = \"out\"",
+            "door = 3\ndirection = \"out\"",
+        ));
+        assert!(
+            msg.contains("`reader[2].door`") && msg.contains("no door 3"),
+            "{msg}"
+        );
+
+        let msg = err_of(&TWO_DOOR.replace("line = 20", "line = 0"));
+        assert!(
+            msg.contains("`aux_in[1].line`") && msg.contains("door[1].lock"),
+            "{msg}"
+        );
+
+        let msg = err_of(&TWO_DOOR.replace("bus = \"bus1\"", "bus = \"bus9\""));
+        assert!(msg.contains("`reader[2].bus`"), "{msg}");
+
+        let msg = err_of(&TWO_DOOR.replace("number = 2\nlock", "number = 3\nlock"));
+        assert!(msg.contains("`door[1].number`"), "{msg}");
+
+        let msg = err_of(&TWO_DOOR.replace("direction = \"out\"", "direction = \"in\""));
+        assert!(msg.contains("`reader[2].direction`"), "{msg}");
+
+        let msg = err_of(&TWO_DOOR.replace("direction = \"rts\"", "direction = \"gpio\""));
+        assert!(msg.contains("`serial[0].direction_line`"), "{msg}");
+
+        let msg = err_of(&TWO_DOOR.replace(
+            "led = { chip = \"sim\", line = 5 }",
+            "led = { chip = \"sim\", line = 5 }\nformat = \"pccp:eee\"",
+        ));
+        assert!(msg.contains("`reader[1].format`"), "{msg}");
+    }
+
+    #[test]
+    fn inherit_overlays_base() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.toml"), TWO_DOOR).unwrap();
+        std::fs::write(
+            dir.path().join("board.toml"),
+            "inherit = \"base.toml\"\nname = \"child\"\n[defaults]\nframe_gap_ms = 40\n",
+        )
+        .unwrap();
+        let b = BoardConfig::load(&dir.path().join("board.toml")).unwrap();
+        assert_eq!(b.name, "child");
+        assert_eq!(b.defaults.frame_gap_ms, 40);
+        assert_eq!(b.defaults.debounce_ms, 20);
+        assert_eq!(b.lock_count(), 2);
+
+        std::fs::write(dir.path().join("loop.toml"), "inherit = \"loop.toml\"\n").unwrap();
+        let e = BoardConfig::load(&dir.path().join("loop.toml")).unwrap_err();
+        assert_eq!(e.kind(), BoardErrorKind::Invalid);
+    }
+
+    #[test]
+    fn missing_file_names_it() {
+        let e = BoardConfig::load(Path::new("/nonexistent/board.toml")).unwrap_err();
+        assert_eq!(e.kind(), BoardErrorKind::Io);
+        assert!(e.to_string().contains("/nonexistent/board.toml"));
+    }
+}
