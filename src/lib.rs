@@ -9,5 +9,6 @@ pub mod config;
 pub mod platform;
 pub mod protocol;
 pub mod session;
+pub mod simcli;
 pub mod store;
 pub mod upgrade;
