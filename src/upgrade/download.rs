@@ -712,7 +712,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let part = dir.path().join("emfw.cfg.part");
         let done = dir.path().join("emfw.cfg");
-        let data: Vec<u8> = (0..200_000u32).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
         let mut f = PackageFile::create(&part).unwrap();
         f.write_all(&data[..70_000]).unwrap();
         drop(f); // connection dropped
@@ -738,7 +740,9 @@ mod tests {
     #[test]
     fn base64_decoder_handles_any_chunking_and_line_breaks() {
         for len in [0usize, 1, 2, 3, 4, 5, 100, 4097] {
-            let data: Vec<u8> = (0..len).map(|i| u8::try_from(i * 7 % 256).unwrap()).collect();
+            let data: Vec<u8> = (0..len)
+                .map(|i| u8::try_from(i * 7 % 256).unwrap())
+                .collect();
             let text = base64::engine::general_purpose::STANDARD.encode(&data);
             // Insert line breaks every 76 characters like MIME does.
             let wrapped: String = text
