@@ -41,14 +41,22 @@ struct DiscreteInput {
     kind: InputKind,
     active_low: bool,
     debouncer: Debouncer,
-    last_edge: Option<Timestamp>,
+    last_edge: Option<Received>,
 }
 
 struct ReaderInput {
     number: u8,
     active_low: [bool; 2],
     capture: WiegandCapture,
-    last_edge: Option<Timestamp>,
+    last_edge: Option<Received>,
+}
+
+/// The last edge a state machine was given: its timestamp (ns on its source's scale) and
+/// when the dispatcher received it.
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    edge_ns: u64,
+    at: Instant,
 }
 
 /// The running input side.
@@ -251,15 +259,20 @@ fn read_edges(
     }
 }
 
-/// "Now" on the scale of a source's last edge (see [`Timestamp`]).
-fn now_ns_for(last: Option<Timestamp>) -> u64 {
+/// "Now" on the scale of a source's last edge, counted from when that edge was *received*.
+///
+/// Deadlines (frame gap, debounce) therefore run from receipt, never from the edge's own
+/// stamp: if a thread was late delivering edges (a loaded CPU, a kernel queue read late),
+/// the frame is extended rather than cut in two. The consumer still gets the true edge
+/// times in the events.
+fn now_ns_for(last: Option<Received>) -> u64 {
     match last {
-        Some(t) if t.from_kernel => {
-            let since = Instant::now().saturating_duration_since(t.at).as_nanos();
-            t.mono_ns
+        Some(r) => {
+            let since = Instant::now().saturating_duration_since(r.at).as_nanos();
+            r.edge_ns
                 .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
         }
-        _ => Timestamp::now().mono_ns,
+        None => Timestamp::now().mono_ns,
     }
 }
 
@@ -299,7 +312,10 @@ fn dispatch(
             match id {
                 SourceId::Discrete(i) => {
                     if let Some(d) = discrete.get_mut(i) {
-                        d.last_edge = Some(edge.at);
+                        d.last_edge = Some(Received {
+                            edge_ns: edge.at.mono_ns,
+                            at: Instant::now(),
+                        });
                         d.debouncer.on_edge(edge.high != d.active_low, edge.at);
                     }
                 }
@@ -309,7 +325,10 @@ fn dispatch(
                             DataLine::D0 => r.active_low[0],
                             DataLine::D1 => r.active_low[1],
                         };
-                        r.last_edge = Some(edge.at);
+                        r.last_edge = Some(Received {
+                            edge_ns: edge.at.mono_ns,
+                            at: Instant::now(),
+                        });
                         r.capture.on_edge(line, edge.high != active_low, edge.at);
                     }
                 }
@@ -606,6 +625,45 @@ line = 2
                     }
                 );
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn late_delivered_edges_still_join_their_frame() {
+        let (_hal, lines, rx) = open_fake();
+        for _ in 0..4 {
+            next_event(&rx);
+        }
+        // The frame's edges are stamped 40 ms in the past (twice the 20 ms frame gap), as
+        // when a loaded system reads a kernel queue late, then delivered back to back: the
+        // frame gap runs from receipt, so the frame is not cut after its first edge.
+        let bits = Format::standard("wiegand26")
+            .unwrap()
+            .encode(555, Some(5))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // so "40 ms ago" is after the anchor
+        let base = Timestamp::now().mono_ns - 40_000_000;
+        for (line, active, t) in edges_for_bits(&bits, base, 50_000, 200_000) {
+            let id = match line {
+                DataLine::D0 => "gpiochip1:0",
+                DataLine::D1 => "gpiochip1:1",
+            };
+            lines
+                .inject(
+                    id,
+                    RawEdge {
+                        high: !active,
+                        at: Timestamp::from_anchor_ns(t),
+                    },
+                )
+                .unwrap();
+        }
+        match next_event(&rx) {
+            InputEvent::Wiegand { frame, .. } => assert!(matches!(
+                decode(&frame, &FormatTable::standard()),
+                Decoded::Card { number: 555, .. }
+            )),
             other => panic!("{other:?}"),
         }
     }
