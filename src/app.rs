@@ -5,7 +5,7 @@
 
 use crate::clock::{Clock, DeviceClock};
 use crate::commands::executors::{self, ExecutorEnv};
-use crate::commands::Dispatcher;
+use crate::commands::{CommandExecutor, Dispatcher};
 use crate::config::Config;
 use crate::platform::{Platform, RecordingPlatform};
 use crate::session::registry::DeviceDescription;
@@ -38,6 +38,8 @@ pub struct StartOptions {
     pub clock: Arc<dyn Clock>,
     pub transport: Box<dyn Transport>,
     pub platform: Arc<dyn Platform>,
+    /// Executors registered before the built-in ones (tests).
+    pub extra_executors: Vec<Box<dyn CommandExecutor>>,
 }
 
 impl StartOptions {
@@ -46,6 +48,7 @@ impl StartOptions {
             clock: Arc::new(DeviceClock::new(config.device.utc_offset_minutes)),
             transport: Box::new(UreqTransport::new()),
             platform: Arc::new(RecordingPlatform::new()),
+            extra_executors: Vec::new(),
         }
     }
 }
@@ -89,6 +92,9 @@ impl Firmware {
             timeout: Duration::from_secs(config.server.timeout_sec),
         };
         let mut dispatcher = Dispatcher::new();
+        for executor in options.extra_executors {
+            dispatcher.register(executor);
+        }
         executors::install(
             &mut dispatcher,
             &ExecutorEnv {

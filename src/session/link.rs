@@ -59,7 +59,8 @@ pub struct Connection {
     token: Option<String>,
     pub(crate) timeout: Duration,
     clock: Arc<dyn Clock>,
-    last_contact: Instant,
+    /// Last getrequest or ping: the heartbeat of section 9.
+    last_heartbeat: Instant,
     pub(crate) heartbeat: Duration,
     pub(crate) max_package_size: usize,
     pub(crate) version: ProtocolVersion,
@@ -81,7 +82,7 @@ impl Connection {
             token: None,
             timeout,
             clock,
-            last_contact: Instant::now(),
+            last_heartbeat: Instant::now(),
             heartbeat: Duration::from_secs(30),
             max_package_size,
             version: ProtocolVersion::DEFAULT_SERVER,
@@ -146,7 +147,6 @@ impl Connection {
             self.timeout
         };
         let reply = self.transport.send(&request, timeout, sink)?;
-        self.last_contact = Instant::now();
         if let Some(date) = reply.header("Date").and_then(parse_http_date) {
             self.clock.set_utc(date);
         }
@@ -165,14 +165,21 @@ impl Connection {
         }
     }
 
-    /// Whether the heartbeat is due.
+    /// Whether the heartbeat is due (no getrequest or ping for RequestDelay).
     pub fn heartbeat_due(&self) -> bool {
-        self.last_contact.elapsed() >= self.heartbeat
+        self.last_heartbeat.elapsed() >= self.heartbeat
+    }
+
+    /// Records a heartbeat (a getrequest answered).
+    pub fn mark_heartbeat(&mut self) {
+        self.last_heartbeat = Instant::now();
     }
 
     pub fn ping(&mut self) -> Result<(), LinkError> {
         let pq = format!("/iclock/ping?SN={}", self.serial);
-        self.checked(Method::Get, &pq, b"").map(|_| ())
+        self.checked(Method::Get, &pq, b"")?;
+        self.mark_heartbeat();
+        Ok(())
     }
 }
 

@@ -343,6 +343,14 @@ impl Session {
         let kv = KeyValues::parse_lines(&reply.text());
         match kv.get("RegistryCode") {
             Some(code) if !code.is_empty() => {
+                if !kv.contains("SessionID")
+                    && self.params.registry_code.as_deref() != Some(code)
+                {
+                    // A new registration starts a new session whose SessionID
+                    // comes with the push reply: an older one would make a
+                    // wrong token.
+                    self.params.session_id.clear();
+                }
                 self.params.apply(&kv);
                 ServerParams::persist(&kv, &mut self.store)?;
                 Ok(())
@@ -447,16 +455,13 @@ impl Session {
             .max_package_size
             .saturating_sub(BATCH_HEADROOM)
             .max(1024);
-        let started = Instant::now();
         while let Some(batch) = self.store.outbox_batch(limit)? {
             self.drain_inputs()?;
             self.upload_batch(&batch)?;
             self.store.outbox_remove(&batch)?;
             self.last_upload = Instant::now();
             // 9: during a long upload the heartbeat is kept with ping.
-            if started.elapsed() >= self.params.request_delay {
-                self.conn.keepalive();
-            }
+            self.conn.keepalive();
         }
         self.last_upload = Instant::now();
         Ok(())
@@ -502,6 +507,7 @@ impl Session {
         if !reply.is_success() {
             return Err(self.status_error(reply.status, "/iclock/getrequest"));
         }
+        self.conn.mark_heartbeat();
         let (commands, issues) = parse_getrequest(&reply.text());
         for issue in issues {
             log::warn!("ignoring a getrequest line that is not a command: {issue:?}");
@@ -509,9 +515,13 @@ impl Session {
         for line in commands {
             self.drain_inputs()?;
             self.handle_command(&line)?;
-            self.report_results()?;
+            if !self.setup.batch_results {
+                // One result per request, right after its command ran, so a
+                // restart (upgrade, CONTROL DEVICE 03) never swallows it.
+                self.report_results()?;
+            }
         }
-        Ok(())
+        self.report_results()
     }
 
     fn handle_command(&mut self, line: &CommandLine) -> Result<(), SessionError> {

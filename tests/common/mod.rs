@@ -1,0 +1,98 @@
+//! Shared helpers of the integration tests: a reference server, a firmware
+//! started in-process against it, and event injection.
+#![allow(dead_code)]
+
+use lintel::app::{Firmware, StartOptions};
+use lintel::config::Config;
+use lintel::store::{NewEvent, Store};
+use lintel_refserver::{RefServer, ServerConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const SN: &str = "LNT0000001";
+
+/// Generous upper bound for anything a test waits for; never a speed assertion.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn board_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("board-configs")
+        .join(name)
+}
+
+/// A server whose delays suit tests: 1 s reconnect and poll.
+pub fn quick_server_config() -> ServerConfig {
+    ServerConfig {
+        error_delay: 1,
+        request_delay: 1,
+        timeout_sec: 3,
+        ..ServerConfig::default()
+    }
+}
+
+pub fn start_server(cfg: ServerConfig) -> RefServer {
+    RefServer::start(cfg).expect("reference server starts")
+}
+
+/// Firmware config text for a server URL and data dir; `extra_server` lines
+/// go into the `[server]` table.
+pub fn config_text(url: &str, data_dir: &Path, extra_server: &str) -> String {
+    format!(
+        "[device]\nserial = \"{SN}\"\ndata_dir = \"{}\"\nboard = \"{}\"\n[server]\nurl = \"{url}\"\nerror_delay_sec = 1\nrequest_delay_sec = 1\ntimeout_sec = 3\n{extra_server}\n",
+        data_dir.display(),
+        board_path("sim-4door.toml").display()
+    )
+}
+
+pub fn config(url: &str, data_dir: &Path, extra_server: &str) -> Config {
+    Config::from_toml_str(
+        &config_text(url, data_dir, extra_server),
+        Path::new("test.toml"),
+        data_dir,
+    )
+    .expect("test config is valid")
+}
+
+pub fn start_firmware(config: &Config) -> Firmware {
+    Firmware::start(config, StartOptions::for_config(config)).expect("firmware starts")
+}
+
+/// Logs `n` events with codes `first..` directly in the store (as the engine
+/// would) and returns their indexes.
+pub fn log_events(data_dir: &Path, first_code: u32, n: u32) -> Vec<u64> {
+    let mut store = Store::open(data_dir).expect("store opens");
+    (0..n)
+        .map(|i| {
+            let ev = NewEvent {
+                time: "2024-05-01 08:00:00".into(),
+                pin: format!("{}", 1000 + i),
+                cardno: format!("{}", 5000 + i),
+                sitecode: "0".into(),
+                linkid: 0,
+                eventaddr: 1,
+                event: first_code,
+                inoutstatus: 0,
+                verifytype: "4".into(),
+            };
+            store.append_event(&ev).expect("event logged")
+        })
+        .collect()
+}
+
+/// Indexes of the rtlog records the server accepted whose event code is `code`.
+pub fn received_indexes(server: &RefServer, code: &str) -> Vec<u64> {
+    server
+        .rtlog(SN)
+        .iter()
+        .filter(|r| r.get("event") == Some(code))
+        .filter_map(|r| r.get("index").and_then(|i| i.parse().ok()))
+        .collect()
+}
+
+/// Waits until the device is registered and has polled with a valid token.
+pub fn wait_online(server: &RefServer) -> bool {
+    server.wait_for(PATIENCE, |s| {
+        s.requests_from(SN)
+            .any(|r| r.path == "/iclock/getrequest" && r.status == 200)
+    })
+}
