@@ -1,6 +1,7 @@
 //! Installs every command executor into the dispatcher. Each family lives in
 //! its own module; this is the one place that lists them.
 
+use super::data::DataExecutor;
 use super::Dispatcher;
 use std::path::PathBuf;
 
@@ -13,5 +14,6 @@ pub struct ExecutorEnv {
 
 /// Registers all executors.
 pub fn install(dispatcher: &mut Dispatcher, env: &ExecutorEnv) {
-    let _ = (dispatcher, env);
+    let _ = env;
+    dispatcher.register(Box::new(DataExecutor::new()));
 }

@@ -6,6 +6,7 @@
 //! given, it answers with an Appendix 1 code.
 
 pub mod codes;
+pub mod data;
 pub mod executors;
 
 use crate::clock::Clock;
