@@ -1,7 +1,9 @@
 //! Installs every command executor into the dispatcher. Each family lives in
 //! its own module; this is the one place that lists them.
 
+use super::account::AccountExecutor;
 use super::data::DataExecutor;
+use super::options::OptionsExecutor;
 use super::Dispatcher;
 use std::path::PathBuf;
 
@@ -14,6 +16,7 @@ pub struct ExecutorEnv {
 
 /// Registers all executors.
 pub fn install(dispatcher: &mut Dispatcher, env: &ExecutorEnv) {
-    let _ = env;
     dispatcher.register(Box::new(DataExecutor::new()));
+    dispatcher.register(Box::new(OptionsExecutor));
+    dispatcher.register(Box::new(AccountExecutor::new(&env.data_dir.join("tmp"))));
 }

@@ -5,9 +5,11 @@
 //! An executor never panics and never leaves the queue stuck: whatever it is
 //! given, it answers with an Appendix 1 code.
 
+pub mod account;
 pub mod codes;
 pub mod data;
 pub mod executors;
+pub mod options;
 
 use crate::clock::Clock;
 use crate::platform::Platform;

@@ -6,9 +6,9 @@
 //! looked up in [`schema::TABLES`]; SQL text is built from that static
 //! description and every value is bound (invariant 5).
 
-mod apply;
+pub(crate) mod apply;
 pub mod bio;
-mod query;
+pub(crate) mod query;
 pub mod schema;
 pub mod uploads;
 pub mod value;
