@@ -17,7 +17,11 @@
 #
 # Tests under qemu-user: every test binary of the workspace is built for TARGET and run
 # through CARGO_TARGET_<TRIPLE>_RUNNER. Tests that need host-only tools (none known yet)
-# are skipped by name with LINTEL_ARM_TEST_SKIP="name1 name2" (passed as --skip filters).
+# are skipped by name with LINTEL_ARM_TEST_SKIP="name1 name2" (passed as --skip filters;
+# scripts/ci-arm.sh sets the default list and says why each entry is there).
+#
+# rustup is deliberately not used even where `rustup target add` would work: building
+# with Debian's 1.85 is what proves the MSRV, and it needs no network beyond apt.
 set -euo pipefail
 
 DEB_RUST_VERSION="1.85.0+dfsg3-1~deb12u3"
@@ -174,6 +178,6 @@ if [ "$RUN_TESTS" = 1 ]; then
     # Release profile: the binary that ships is the binary that was tested (same
     # opt-level/LTO settings); debug assertions stay off like in the shipped build.
     log "running the workspace tests under $QEMU"
-    $CARGO test --locked --release --workspace --target "$TARGET" \
+    $CARGO test --locked --release --workspace --target "$TARGET" --no-fail-fast \
         -- "${SKIP_ARGS[@]}" "${EXTRA_TEST_ARGS[@]}"
 fi
