@@ -1,0 +1,289 @@
+//! Bulk synchronisation, end to end: 100,000 `user` and 100,000
+//! `userauthorize` records queued on the reference server as DATA UPDATE
+//! commands of 1,000 records each, fetched by the firmware (a child
+//! process, so its peak RSS is its own) over getrequest, applied, and
+//! answered. Beside it, in the same run, a bare rusqlite prepared-insert
+//! loop writes the same rows into the same schema with the same pragmas
+//! and the same 1,000-row transactions.
+//!
+//! Prints figures only; nothing here asserts a speed.
+//!
+//! `cargo bench --bench data_sync` (env `DATA_SYNC_PER_POLL` sets how many
+//! commands one getrequest answer carries; default 40).
+
+use lintel::clock::DeviceClock;
+use lintel::commands::executors::{install, ExecutorEnv};
+use lintel::commands::{CommandContext, Dispatcher};
+use lintel::platform::RecordingPlatform;
+use lintel::protocol::{parse_getrequest, ProtocolVersion};
+use lintel::session::link::{LinkError, ServerLink};
+use lintel::session::transport::HttpReply;
+use lintel::store::Store;
+use lintel_refserver::{RefServer, ServerConfig};
+use rusqlite::params;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SN: &str = "BENCH00001";
+const RECORDS: usize = 100_000;
+const PER_COMMAND: usize = 1_000;
+
+fn user_record(i: usize) -> String {
+    format!(
+        "CardNo={}\tPin={i}\tPassword=\tGroup=1\tStartTime=0\tEndTime=0\tName=User {i}\tPrivilege=0",
+        1_000_000 + i
+    )
+}
+
+fn authorize_record(i: usize) -> String {
+    format!("Pin={i}\tAuthorizeTimezoneId=1\tAuthorizeDoorId=15\tDevID=1")
+}
+
+fn commands() -> Vec<String> {
+    let mut out = Vec::new();
+    for (table, make) in [
+        ("user", user_record as fn(usize) -> String),
+        ("userauthorize", authorize_record),
+    ] {
+        for start in (0..RECORDS).step_by(PER_COMMAND) {
+            let body: Vec<String> = (start..start + PER_COMMAND).map(make).collect();
+            out.push(format!("DATA UPDATE {table} {}", body.join("\n")));
+        }
+    }
+    out
+}
+
+/// The same rows through prepared inserts, 1,000 per transaction.
+fn bare_rusqlite() -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("store");
+    let conn = store.conn_mut();
+    let started = Instant::now();
+    for start in (0..RECORDS).step_by(PER_COMMAND) {
+        let tx = conn.transaction().expect("tx");
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO users(cardno, pin, password, grp, start_raw, end_raw, name, privilege)
+                     VALUES (?1, ?2, '', 1, '0', '0', ?3, 0)",
+                )
+                .expect("prepare");
+            for i in start..start + PER_COMMAND {
+                stmt.execute(params![
+                    (1_000_000 + i).to_string(),
+                    i.to_string(),
+                    format!("User {i}")
+                ])
+                .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    for start in (0..RECORDS).step_by(PER_COMMAND) {
+        let tx = conn.transaction().expect("tx");
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO user_authorizations(pin, timezone_id, door_mask, dev_id)
+                     VALUES (?1, 1, 15, 1)",
+                )
+                .expect("prepare");
+            for i in start..start + PER_COMMAND {
+                stmt.execute(params![i.to_string()]).expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    started.elapsed()
+}
+
+/// A link for the in-process measurement: DATA UPDATE never talks to the server.
+struct NullLink;
+
+impl ServerLink for NullLink {
+    fn serial(&self) -> &str {
+        SN
+    }
+    fn get(&mut self, _: &str) -> Result<HttpReply, LinkError> {
+        Err(LinkError::Status {
+            status: 501,
+            endpoint: String::new(),
+        })
+    }
+    fn post(&mut self, _: &str, _: &[u8]) -> Result<HttpReply, LinkError> {
+        Err(LinkError::Status {
+            status: 501,
+            endpoint: String::new(),
+        })
+    }
+    fn download(
+        &mut self,
+        _: &str,
+        _: &[(&str, String)],
+        _: &mut dyn std::io::Write,
+    ) -> Result<HttpReply, LinkError> {
+        Err(LinkError::Status {
+            status: 501,
+            endpoint: String::new(),
+        })
+    }
+    fn keepalive(&mut self) {}
+    fn max_package_size(&self) -> usize {
+        1 << 20
+    }
+    fn protocol_version(&self) -> ProtocolVersion {
+        ProtocolVersion::new(3, 1, 2)
+    }
+    fn base_url(&self) -> &str {
+        "http://null"
+    }
+}
+
+/// The same commands through the dispatcher in this process: parsing and
+/// applying only, no HTTP and no result bookkeeping.
+fn in_process(cmds: &[String]) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("store");
+    let mut dispatcher = Dispatcher::new();
+    install(
+        &mut dispatcher,
+        &ExecutorEnv {
+            data_dir: dir.path().to_owned(),
+            serial: SN.into(),
+        },
+    );
+    let clock = DeviceClock::new(0);
+    let platform = RecordingPlatform::new();
+    let mut link = NullLink;
+    let started = Instant::now();
+    for (n, text) in cmds.iter().enumerate() {
+        let (lines, _) = parse_getrequest(&format!("C:{n}:{text}"));
+        let command = lintel::protocol::command::Command::classify(&lines[0]);
+        let mut ctx = CommandContext {
+            store: &mut store,
+            link: &mut link,
+            clock: &clock,
+            platform: &platform,
+        };
+        let out = dispatcher.execute(&command, &mut ctx);
+        assert_eq!(out.ret, 0);
+    }
+    started.elapsed()
+}
+
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn main() {
+    let per_poll: usize = std::env::var("DATA_SYNC_PER_POLL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let cmds = commands();
+    let total_cmds = cmds.len();
+    let server = RefServer::start(ServerConfig {
+        error_delay: 1,
+        request_delay: 1,
+        timeout_sec: 20,
+        max_commands_per_poll: Some(per_poll),
+        ..ServerConfig::default()
+    })
+    .expect("reference server");
+    for c in &cmds {
+        server.queue_command(SN, c);
+    }
+    let apply_only = in_process(&cmds);
+    drop(cmds);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let board =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board-configs/sim-4door.toml");
+    let config = dir.path().join("lintel.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[device]\nserial = \"{SN}\"\ndata_dir = \"{}\"\nboard = \"{}\"\n[server]\nurl = \"{}\"\nerror_delay_sec = 1\nrequest_delay_sec = 1\ntimeout_sec = 20\n[log]\nlevel = \"warn\"\n",
+            dir.path().join("data").display(),
+            board.display(),
+            server.url()
+        ),
+    )
+    .expect("config");
+
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lintel"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("firmware starts");
+    let pid = child.id();
+    let registered = server.wait_for(Duration::from_secs(60), |s| s.registration(SN).is_some());
+    let connected_at = Instant::now();
+    let done = registered
+        && server.wait_for(Duration::from_secs(900), |s| {
+            s.results(SN).len() >= total_cmds
+        });
+    let finished = Instant::now();
+    let hwm = vm_hwm_kb(pid);
+    // Only the process this benchmark started, by its id.
+    let _ = child.kill();
+    let _ = child.wait();
+    let results = server.results(SN);
+    let failed = results.iter().filter(|r| r.ret != 0).count();
+
+    let baseline = bare_rusqlite();
+    let rows = 2 * RECORDS;
+    let rate = |d: Duration| rows as f64 / d.as_secs_f64();
+    println!("data_sync: {rows} records as {total_cmds} commands of {PER_COMMAND}, {per_poll} commands per getrequest");
+    if !done {
+        println!(
+            "  INCOMPLETE: {} of {total_cmds} results after the wait",
+            results.len()
+        );
+    }
+    println!("  results: {} ({} not 0)", results.len(), failed);
+    let e2e = finished - started;
+    let applied = finished - connected_at;
+    println!(
+        "  end to end (spawn to last result): {:.2} s, {:.0} records/s",
+        e2e.as_secs_f64(),
+        rate(e2e)
+    );
+    println!(
+        "  after registration (polls, apply, results): {:.2} s, {:.0} records/s",
+        applied.as_secs_f64(),
+        rate(applied)
+    );
+    println!(
+        "  in-process dispatcher, same commands (parse + apply, no HTTP): {:.2} s, {:.0} records/s",
+        apply_only.as_secs_f64(),
+        rate(apply_only)
+    );
+    println!(
+        "  bare rusqlite prepared inserts, same rows: {:.2} s, {:.0} records/s",
+        baseline.as_secs_f64(),
+        rate(baseline)
+    );
+    println!(
+        "  ratio (after registration / bare): {:.2} (target >= 0.5)",
+        rate(applied) / rate(baseline)
+    );
+    match hwm {
+        Some(kb) => println!(
+            "  firmware peak RSS (VmHWM): {:.1} MB (target < 32 MB)",
+            kb as f64 / 1024.0
+        ),
+        None => println!("  firmware peak RSS: unavailable (/proc not readable)"),
+    }
+}
