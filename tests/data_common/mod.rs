@@ -250,7 +250,11 @@ impl Harness {
                 })
                 .unwrap();
             let all: Vec<String> = rows.map(Result::unwrap).collect();
-            out.push((t.sql.to_owned(), i64::try_from(all.len()).unwrap(), all.join("\n")));
+            out.push((
+                t.sql.to_owned(),
+                i64::try_from(all.len()).unwrap(),
+                all.join("\n"),
+            ));
         }
         out
     }
