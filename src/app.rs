@@ -23,6 +23,8 @@ pub enum AppError {
     #[error(transparent)]
     Board(#[from] lintel_hal::board::BoardError),
     #[error(transparent)]
+    Hal(#[from] lintel_hal::HalError),
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),
@@ -57,6 +59,9 @@ impl StartOptions {
 pub struct Firmware {
     session_tx: Sender<SessionInput>,
     session: Option<JoinHandle<()>>,
+    /// The hardware: outputs, input threads and (sim backend) the control socket.
+    hal: Option<lintel_hal::Hal>,
+    inputs: Option<JoinHandle<()>>,
     pub clock: Arc<dyn Clock>,
     pub board: BoardConfig,
 }
@@ -80,6 +85,21 @@ impl Firmware {
     pub fn start(config: &Config, options: StartOptions) -> Result<Firmware, AppError> {
         let board = BoardConfig::load(&config.device.board)?;
         let store = Store::open(&config.device.data_dir)?;
+        let (input_tx, input_rx) = channel::<lintel_hal::InputEvent>();
+        let hal = lintel_hal::open(&board, &config.device.data_dir, input_tx)?;
+        // The access-control engine (issue 5) will own these inputs; until it
+        // lands they are logged so a person driving `lintel sim` sees them.
+        let inputs = std::thread::Builder::new()
+            .name("inputs".into())
+            .spawn(move || {
+                for event in input_rx {
+                    log::info!("input: {event:?}");
+                }
+            })
+            .map_err(|source| AppError::Thread {
+                name: "inputs",
+                source,
+            })?;
         let (session_tx, session_rx) = channel();
         let setup = SessionSetup {
             serial: config.device.serial.clone(),
@@ -129,6 +149,8 @@ impl Firmware {
         Ok(Firmware {
             session_tx,
             session: Some(handle),
+            hal: Some(hal),
+            inputs: Some(inputs),
             clock: options.clock,
             board,
         })
@@ -154,6 +176,11 @@ impl Firmware {
         if let Some(h) = self.session.take() {
             let _ = h.join();
         }
+        // Dropping the HAL stops the sim's input threads, which ends the
+        // input loop; kernel line reads cannot be interrupted and end with
+        // the process, so that thread is not joined.
+        drop(self.hal.take());
+        drop(self.inputs.take());
     }
 
     /// Blocks until the session thread ends (it runs until shut down).

@@ -25,6 +25,10 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Drive the simulated board of a running firmware.
+    Sim(lintel::simcli::SimArgs),
+    /// Build an upgrade package (emfw.cfg) from a firmware binary.
+    MakeUpgrade(lintel::upgrade::cli::MakeUpgradeArgs),
     /// Check a config file (and its board file) and exit.
     CheckConfig {
         #[arg(long, short)]
@@ -58,6 +62,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             firmware.wait();
             Ok(())
         }
+        Command::Sim(args) => lintel::simcli::run(args),
+        Command::MakeUpgrade(args) => lintel::upgrade::cli::make_upgrade_cli(args),
         Command::CheckConfig { config } => {
             let config = Config::load(&config)?;
             lintel_hal::board::BoardConfig::load(&config.device.board)?;

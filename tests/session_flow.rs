@@ -25,19 +25,32 @@ fn first_connection_registers_pushes_and_polls_with_the_token() {
         .filter(|r| r.sn() == Some(SN))
         .collect();
     let init = &reqs[0];
-    assert_eq!((init.method.as_str(), init.path.as_str()), ("GET", "/iclock/cdata"));
+    assert_eq!(
+        (init.method.as_str(), init.path.as_str()),
+        ("GET", "/iclock/cdata")
+    );
     assert_eq!(init.query_value("options"), Some("all"));
     assert_eq!(init.query_value("pushver"), Some("3.1.2"));
     assert_eq!(reqs[1].path, "/iclock/registry");
     assert_eq!(reqs[2].path, "/iclock/push");
     let reg = server.registration(SN).expect("registered");
-    for (k, v) in [("DeviceType", "acc"), ("LockCount", "4"), ("ReaderCount", "4"), ("AuxInCount", "4"), ("AuxOutCount", "4")] {
+    for (k, v) in [
+        ("DeviceType", "acc"),
+        ("LockCount", "4"),
+        ("ReaderCount", "4"),
+        ("AuxInCount", "4"),
+        ("AuxOutCount", "4"),
+    ] {
         assert_eq!(reg.get(k), Some(v), "{k}");
     }
     // Every request after the configuration download carries the valid token.
     for r in &reqs[3..] {
         assert_eq!(r.token, Some(TokenCheck::Valid), "{} {:?}", r.path, r.query);
-        let cookies: Vec<_> = r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("cookie")).collect();
+        let cookies: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            .collect();
         assert_eq!(cookies.len(), 1);
         assert!(cookies[0].1.starts_with("token="), "{:?}", cookies[0]);
     }
@@ -49,7 +62,10 @@ fn getrequest_is_polled_every_request_delay() {
     let dir = tempfile::tempdir().unwrap();
     let fw = start_firmware(&config(&server.url(), dir.path(), ""));
     assert!(server.wait_for(PATIENCE, |s| {
-        s.requests_from(SN).filter(|r| r.path == "/iclock/getrequest").count() >= 3
+        s.requests_from(SN)
+            .filter(|r| r.path == "/iclock/getrequest")
+            .count()
+            >= 3
     }));
     fw.stop();
     let polls: Vec<_> = server
@@ -73,13 +89,22 @@ impl CommandExecutor for CountingExecutor {
     }
 }
 
-fn start_with_counter(server_cfg: ServerConfig, extra: &str) -> (lintel_refserver::RefServer, tempfile::TempDir, Firmware, Arc<AtomicUsize>) {
+fn start_with_counter(
+    server_cfg: ServerConfig,
+    extra: &str,
+) -> (
+    lintel_refserver::RefServer,
+    tempfile::TempDir,
+    Firmware,
+    Arc<AtomicUsize>,
+) {
     let server = start_server(server_cfg);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&server.url(), dir.path(), extra);
     let count = Arc::new(AtomicUsize::new(0));
     let mut opts = StartOptions::for_config(&cfg);
-    opts.extra_executors.push(Box::new(CountingExecutor(count.clone())));
+    opts.extra_executors
+        .push(Box::new(CountingExecutor(count.clone())));
     let fw = Firmware::start(&cfg, opts).unwrap();
     (server, dir, fw, count)
 }
@@ -93,10 +118,18 @@ fn commands_in_both_formats_unknown_and_known_get_results() {
         let a = server.queue_command(SN, "COUNTME");
         let b = server.queue_command(SN, "FROBNICATE NOW");
         let c = server.queue_command(SN, "ENROLL_FP PIN=1");
-        assert!(server.wait_for(PATIENCE, |s| s.results(SN).len() >= 3), "{format:?}");
+        assert!(
+            server.wait_for(PATIENCE, |s| s.results(SN).len() >= 3),
+            "{format:?}"
+        );
         fw.stop();
         let results = server.results(SN);
-        let ret = |id: u64| results.iter().find(|r| r.id == id.to_string()).map(|r| (r.ret, r.cmd.clone()));
+        let ret = |id: u64| {
+            results
+                .iter()
+                .find(|r| r.id == id.to_string())
+                .map(|r| (r.ret, r.cmd.clone()))
+        };
         assert_eq!(ret(a), Some((7, "COUNTME".into())), "{format:?}");
         assert_eq!(ret(b), Some((-13, "FROBNICATE NOW".into())), "{format:?}");
         assert_eq!(ret(c).map(|r| r.0), Some(-708), "{format:?}");
@@ -129,8 +162,16 @@ fn results_are_posted_one_per_request_by_default_and_batched_when_configured() {
         } else {
             assert!(lines.iter().all(|&n| n == 1), "{lines:?}");
         }
-        for line in posts.iter().flat_map(|r| String::from_utf8_lossy(&r.body).lines().map(str::to_owned).collect::<Vec<_>>()) {
-            assert!(line.starts_with("ID=") && line.contains("&Return=7&CMD=COUNTME"), "{line}");
+        for line in posts.iter().flat_map(|r| {
+            String::from_utf8_lossy(&r.body)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        }) {
+            assert!(
+                line.starts_with("ID=") && line.contains("&Return=7&CMD=COUNTME"),
+                "{line}"
+            );
         }
     }
 }
@@ -164,10 +205,17 @@ fn malformed_and_hostile_command_text_gets_defined_answers() {
     fw.stop();
     let results = server.results(SN);
     for id in &ids[..4] {
-        let r = results.iter().find(|r| r.id == id.to_string()).expect("answered");
+        let r = results
+            .iter()
+            .find(|r| r.id == id.to_string())
+            .expect("answered");
         assert!(r.ret < 0, "{r:?}");
     }
-    assert_eq!(count.load(Ordering::SeqCst), 1, "the queue moved on to the last command");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the queue moved on to the last command"
+    );
 }
 
 #[test]
@@ -182,7 +230,10 @@ fn the_server_date_header_keeps_the_device_clock() {
     assert!(wait_online(&server));
     let device_now = fw.clock.now_utc().timestamp();
     fw.stop();
-    assert!((1_500_000_000..1_500_000_100).contains(&device_now), "{device_now}");
+    assert!(
+        (1_500_000_000..1_500_000_100).contains(&device_now),
+        "{device_now}"
+    );
     // The host clock was not touched.
     assert!(chrono::Utc::now().timestamp() > 1_700_000_000);
 }

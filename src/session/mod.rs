@@ -343,9 +343,7 @@ impl Session {
         let kv = KeyValues::parse_lines(&reply.text());
         match kv.get("RegistryCode") {
             Some(code) if !code.is_empty() => {
-                if !kv.contains("SessionID")
-                    && self.params.registry_code.as_deref() != Some(code)
-                {
+                if !kv.contains("SessionID") && self.params.registry_code.as_deref() != Some(code) {
                     // A new registration starts a new session whose SessionID
                     // comes with the push reply: an older one would make a
                     // wrong token.

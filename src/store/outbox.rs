@@ -35,7 +35,7 @@ impl OutboxBatch {
 }
 
 /// How many rows one batch query looks at; bounds memory on a huge backlog.
-const SCAN_ROWS: i64 = 2000;
+const SCAN_ROWS: i64 = 10_000;
 
 impl Store {
     /// Queues one record for upload on `channel`.
@@ -95,12 +95,20 @@ impl Store {
     }
 
     /// Removes the rows of an accepted batch.
+    ///
+    /// This commit is not synced to disk on its own: losing it in a power
+    /// cut only means the batch is sent again, with the same indexes, which
+    /// is harmless; the next synced commit makes it durable anyway (WAL keeps
+    /// commits in order). Event inserts stay fully synced.
     pub fn outbox_remove(&self, batch: &OutboxBatch) -> Result<(), StoreError> {
         let first = batch.items.first().map_or(0, |i| i.id);
-        self.conn.execute(
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = self.conn.execute(
             "DELETE FROM outbox WHERE id >= ?1 AND id <= ?2 AND channel = ?3",
             params![first, batch.last_id(), batch.channel],
-        )?;
+        );
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        result?;
         Ok(())
     }
 
