@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The HAL's Linux GPIO backend against a real arm64 kernel: boots Debian's arm64 kernel
+# with gpio-sim under qemu-system-aarch64 and runs hal/tests/gpio_sim_kernel.rs there.
+#
+#   scripts/qemu-gpio-test.sh [-- extra test-binary args, e.g. a test name filter]
+#
+# Steps: (1) scripts/qemu-gpio/setup.sh (idempotent; kernel, gpio-sim.ko and busybox
+# cached in target/qemu-gpio/); (2) Debian's Rust 1.85 with the aarch64 standard library
+# (the recipe of scripts/cross-build.sh, installed only if missing); (3) a statically
+# linked aarch64 build of the test (crt-static, so the busybox initramfs needs no shared
+# libraries); (4) scripts/qemu-gpio/run.sh boots the guest and runs it. Exits with the
+# test binary's status (124: qemu timed out; 125: the guest never reported a status).
+#
+# The guest gets one CPU (the Wiegand test explains why) and the tests run one at a time.
+#
+# Environment: QEMU_GPIO_TIMEOUT (seconds for the qemu run, default 240),
+# QEMU_GPIO_DIR (cache, default target/qemu-gpio), LINTEL_SKIP_INSTALL=1 (no apt-get).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET=aarch64-unknown-linux-gnu
+DEB_RUST_VERSION="1.85.0+dfsg3-1~deb12u3"   # keep in step with scripts/cross-build.sh
+export QEMU_GPIO_DIR="${QEMU_GPIO_DIR:-$ROOT/target/qemu-gpio}"
+TIMEOUT="${QEMU_GPIO_TIMEOUT:-240}"
+EXTRA_ARGS=()
+if [ "${1:-}" = "--" ]; then shift; EXTRA_ARGS=("$@"); fi
+
+start=$(date +%s)
+log() { echo "qemu-gpio-test: $* (+$(( $(date +%s) - start )) s)" >&2; }
+
+toolchain_ready() {
+    [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] \
+        && /usr/bin/rustc --version 2>/dev/null | grep -q '^rustc 1\.85' \
+        && [ -d "/usr/lib/rustlib/$TARGET/lib" ] \
+        && command -v aarch64-linux-gnu-gcc >/dev/null \
+        && [ -f /usr/aarch64-linux-gnu/lib/libc.a ]
+}
+
+# Debian's packaged Rust 1.85 plus the aarch64 std unpacked into /usr/lib/rustlib (its
+# apt install pulls a foreign dependency chain that does not resolve), as
+# scripts/cross-build.sh does; see the verified recipe in shared/cross-toolchain.md.
+install_toolchain() {
+    if [ "$(id -u)" != 0 ]; then
+        log "the Debian Rust 1.85 toolchain for $TARGET is missing and installing it needs root"
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    local V="$DEB_RUST_VERSION"
+    if ! apt-cache show "libstd-rust-web-dev:arm64=$V" >/dev/null 2>&1; then
+        apt-get update || { sleep 20; apt-get update || log "apt-get update reported errors"; }
+    fi
+    apt-get install -y --no-install-recommends \
+        "rustc-web=$V" "cargo-web=$V" "libstd-rust-web-dev=$V" "libstd-rust-web-1.85=$V" \
+        gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    if [ ! -d "/usr/lib/rustlib/$TARGET/lib" ]; then
+        local d
+        d="$(mktemp -d)"
+        chmod 755 "$d"   # apt-get download drops privileges to _apt
+        (cd "$d" && apt-get download "libstd-rust-web-dev:arm64=$V" "libstd-rust-web-1.85:arm64=$V")
+        for f in "$d"/*.deb; do dpkg -x "$f" "$d/x"; done
+        mkdir -p /usr/lib/rustlib
+        cp -r "$d/x/usr/lib/rustlib/$TARGET" /usr/lib/rustlib/
+        rm -rf "$d"
+    fi
+    toolchain_ready || { log "toolchain still incomplete after install"; exit 1; }
+}
+
+cd "$ROOT"
+if [ "${LINTEL_SKIP_INSTALL:-0}" != 1 ]; then
+    scripts/qemu-gpio/setup.sh
+    toolchain_ready || install_toolchain
+fi
+log "setup ready"
+
+# A target dir of its own: crt-static changes every aarch64 artifact's flags, so sharing
+# target/deb-1.85 with scripts/cross-build.sh would rebuild both sides each time.
+export CARGO_TARGET_DIR="$QEMU_GPIO_DIR/cargo"
+export RUSTC=/usr/bin/rustc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+JSON="$QEMU_GPIO_DIR/build.json"
+/usr/bin/cargo test --locked -p lintel-hal --test gpio_sim_kernel --target "$TARGET" \
+    --no-run --message-format=json-render-diagnostics > "$JSON"
+BIN="$(grep -o '"executable":"[^"]*/gpio_sim_kernel-[^"]*"' "$JSON" | tail -1 | cut -d'"' -f4)"
+if [ -z "$BIN" ] || [ ! -f "$BIN" ]; then
+    log "could not find the built test executable in $JSON"
+    exit 1
+fi
+# Debug info only makes the initramfs bigger; symbols stay for backtraces.
+GUEST_BIN="$QEMU_GPIO_DIR/gpio_sim_kernel"
+aarch64-linux-gnu-strip --strip-debug -o "$GUEST_BIN" "$BIN"
+if aarch64-linux-gnu-readelf -l "$GUEST_BIN" | grep -q 'INTERP'; then
+    log "$GUEST_BIN is dynamically linked; the guest has no shared libraries"
+    exit 1
+fi
+log "built $(basename "$BIN") ($(stat -c %s "$GUEST_BIN") bytes, static)"
+
+CONSOLE="$QEMU_GPIO_DIR/console.log"
+set +e
+# One guest CPU: see the Wiegand test in hal/tests/gpio_sim_kernel.rs for why.
+QEMU_SMP=1 RUST_BACKTRACE=1 QEMU_GPIO_PASS_ENV=RUST_BACKTRACE \
+    scripts/qemu-gpio/run.sh -t "$TIMEOUT" "$GUEST_BIN" --test-threads=1 --nocapture "${EXTRA_ARGS[@]}" \
+    2>&1 | tee "$CONSOLE"
+rc=${PIPESTATUS[0]}
+set -e
+# In the guest the tests must really run: a skip there means the rig did not export the
+# gpio-sim environment, which would otherwise pass silently.
+if [ "$rc" = 0 ] && grep -q 'skipping .*GPIO_CHIP and GPIO_SIM_SYSFS are not set' "$CONSOLE"; then
+    log "the tests skipped inside the guest (GPIO_CHIP/GPIO_SIM_SYSFS missing)"
+    rc=1
+fi
+log "finished with status $rc"
+exit "$rc"
