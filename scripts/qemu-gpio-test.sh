@@ -83,7 +83,7 @@ export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 JSON="$QEMU_GPIO_DIR/build.json"
 /usr/bin/cargo test --locked -p lintel-hal --test gpio_sim_kernel --target "$TARGET" \
     --no-run --message-format=json-render-diagnostics > "$JSON"
-BIN="$(grep -o '"executable":"[^"]*/gpio_sim_kernel-[^"]*"' "$JSON" | tail -1 | cut -d'"' -f4)"
+BIN="$(grep -o '"executable":"[^"]*/gpio_sim_kernel-[^"]*"' "$JSON" | tail -1 | cut -d'"' -f4 || true)"
 if [ -z "$BIN" ] || [ ! -f "$BIN" ]; then
     log "could not find the built test executable in $JSON"
     exit 1
