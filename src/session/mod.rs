@@ -412,8 +412,15 @@ impl Session {
             self.flush_outbox()?;
         }
         if Instant::now() >= self.next_poll {
-            self.poll_commands()?;
-            self.next_poll = Instant::now() + self.params.request_delay;
+            let commands = self.poll_commands()?;
+            // A server with more queued (a bulk sync hands out a slice per
+            // poll) is asked again at once; an answer with nothing new (a
+            // server re-sending what already ran) waits RequestDelay.
+            self.next_poll = if commands > 0 {
+                Instant::now()
+            } else {
+                Instant::now() + self.params.request_delay
+            };
         }
         let mut next = self.next_poll;
         if !self.params.realtime && self.store.outbox_len()? > 0 {
@@ -499,37 +506,49 @@ impl Session {
     }
 
     /// 11.1: fetch commands, run each (or re-send its stored result), report.
-    pub fn poll_commands(&mut self) -> Result<(), SessionError> {
+    /// Returns how many of them were new (not re-sent IDs).
+    pub fn poll_commands(&mut self) -> Result<usize, SessionError> {
         let pq = format!("/iclock/getrequest?SN={}", self.setup.serial);
         let reply = self.conn.request(Method::Get, &pq, b"")?;
         if !reply.is_success() {
             return Err(self.status_error(reply.status, "/iclock/getrequest"));
         }
         self.conn.mark_heartbeat();
-        let (commands, issues) = parse_getrequest(&reply.text());
+        let (commands, issues) = {
+            // The body is dropped as soon as it is parsed: a bulk sync can
+            // carry megabytes of records.
+            let text = reply.into_text();
+            parse_getrequest(&text)
+        };
         for issue in issues {
             log::warn!("ignoring a getrequest line that is not a command: {issue:?}");
         }
+        let mut new = 0;
         for line in commands {
             self.drain_inputs()?;
-            self.handle_command(&line)?;
+            if self.handle_command(&line)? {
+                new += 1;
+            }
+            drop(line);
             if !self.setup.batch_results {
                 // One result per request, right after its command ran, so a
                 // restart (upgrade, CONTROL DEVICE 03) never swallows it.
                 self.report_results()?;
             }
         }
-        self.report_results()
+        self.report_results()?;
+        Ok(new)
     }
 
-    fn handle_command(&mut self, line: &CommandLine) -> Result<(), SessionError> {
+    /// Runs one command; `false` when its ID had already run.
+    fn handle_command(&mut self, line: &CommandLine) -> Result<bool, SessionError> {
         if self.store.command_result(&line.id)?.is_some() {
             log::info!(
                 "command {} was already executed; re-sending its result",
                 line.id
             );
             self.store.mark_result_unreported(&line.id)?;
-            return Ok(());
+            return Ok(false);
         }
         let command = Command::classify(line);
         log::debug!(
@@ -564,7 +583,7 @@ impl Session {
             &command.result_name(),
             &outcome.extra,
         )?;
-        Ok(())
+        Ok(true)
     }
 
     /// 10.4: results not yet reported, one per request unless batching is on.

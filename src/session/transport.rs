@@ -43,6 +43,14 @@ impl HttpReply {
     pub fn text(&self) -> String {
         crate::protocol::decode_body(&self.body)
     }
+
+    /// The body as text, without copying it when it is UTF-8.
+    pub fn into_text(self) -> String {
+        match String::from_utf8(self.body) {
+            Ok(s) => s,
+            Err(e) => crate::protocol::decode_body(e.as_bytes()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

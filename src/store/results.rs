@@ -76,7 +76,17 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Marks results as reported. This commit is not synced on its own: a
+    /// power cut that loses it only makes the device report the results
+    /// again, which servers take as a repeat.
     pub fn mark_results_reported(&mut self, ids: &[String]) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = self.mark_results_reported_inner(ids);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        result
+    }
+
+    fn mark_results_reported_inner(&mut self, ids: &[String]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare("UPDATE command_results SET reported = 1 WHERE id = ?1")?;
