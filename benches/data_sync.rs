@@ -150,6 +150,7 @@ fn in_process(cmds: &[String]) -> Duration {
         &ExecutorEnv {
             data_dir: dir.path().to_owned(),
             serial: SN.into(),
+            ..Default::default()
         },
     );
     let clock = DeviceClock::new(0);

@@ -4,15 +4,20 @@
 //! it in-process the same way, with their own clock and transport.
 
 use crate::clock::{Clock, DeviceClock};
+use crate::commands::executors::UpgradeEnv;
 use crate::commands::executors::{self, ExecutorEnv};
 use crate::commands::{CommandExecutor, Dispatcher};
 use crate::config::Config;
-use crate::platform::{Platform, RecordingPlatform};
+use crate::platform::{Platform, PlatformAction, RecordingPlatform, SystemPlatform};
 use crate::session::registry::DeviceDescription;
 use crate::session::transport::{Transport, UreqTransport};
 use crate::session::{Session, SessionInput, SessionSetup};
 use crate::store::Store;
+use crate::upgrade::lifecycle::{LifecycleAction, UpgradeLifecycle};
+use crate::upgrade::package::parse_public_key_pem;
+use crate::upgrade::slots::{Slots, TrialPolicy};
 use lintel_hal::board::BoardConfig;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,6 +33,8 @@ pub enum AppError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),
+    #[error("upgrade key {path}: {message}")]
+    UpgradeKey { path: PathBuf, message: String },
     #[error("cannot start thread {name}: {source}")]
     Thread {
         name: &'static str,
@@ -45,11 +52,21 @@ pub struct StartOptions {
 }
 
 impl StartOptions {
+    /// The real clock and transport; the system platform on real hardware,
+    /// the recording one on the simulated board (a demo must not exit).
     pub fn for_config(config: &Config) -> Self {
+        let simulated = BoardConfig::load(&config.device.board)
+            .map(|b| b.backend() == lintel_hal::Backend::Sim)
+            .unwrap_or(true);
+        let platform: Arc<dyn Platform> = if simulated {
+            Arc::new(RecordingPlatform::new())
+        } else {
+            Arc::new(SystemPlatform)
+        };
         StartOptions {
             clock: Arc::new(DeviceClock::new(config.device.utc_offset_minutes)),
             transport: Box::new(UreqTransport::new()),
-            platform: Arc::new(RecordingPlatform::new()),
+            platform,
             extra_executors: Vec::new(),
         }
     }
@@ -64,6 +81,45 @@ pub struct Firmware {
     inputs: Option<JoinHandle<()>>,
     pub clock: Arc<dyn Clock>,
     pub board: BoardConfig,
+}
+
+/// Root of the A/B slot layout: the configured one; else the layout the
+/// running binary sits in (`<root>/slots/<a|b>/lintel`, as scripts/install.sh
+/// lays it out); else `<data_dir>/firmware`.
+pub fn upgrade_root(config: &Config) -> PathBuf {
+    if let Some(root) = &config.upgrade.root {
+        return root.clone();
+    }
+    let from_exe = std::env::current_exe().ok().and_then(|exe| {
+        let slot = exe.parent()?;
+        let slots = slot.parent()?;
+        let is_slot = matches!(slot.file_name()?.to_str()?, "a" | "b");
+        (is_slot && slots.file_name()? == "slots").then(|| slots.parent().map(Path::to_path_buf))?
+    });
+    from_exe.unwrap_or_else(|| config.device.data_dir.join("firmware"))
+}
+
+fn upgrade_env(config: &Config) -> Result<UpgradeEnv, AppError> {
+    let public_key = match &config.upgrade.public_key {
+        None => None,
+        Some(path) => {
+            let bad = |message: String| AppError::UpgradeKey {
+                path: path.clone(),
+                message,
+            };
+            let pem = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            Some(parse_public_key_pem(&pem).map_err(|e| bad(e.to_string()))?)
+        }
+    };
+    let mut trial = TrialPolicy::default();
+    if let Some(secs) = config.upgrade.trial_seconds {
+        trial.register_timeout_secs = secs;
+    }
+    Ok(UpgradeEnv {
+        slots_root: upgrade_root(config),
+        public_key,
+        trial,
+    })
 }
 
 /// The description registration reports, from config and board.
@@ -115,14 +171,23 @@ impl Firmware {
         for executor in options.extra_executors {
             dispatcher.register(executor);
         }
+        let upgrade_env = upgrade_env(config)?;
+        let lifecycle = UpgradeLifecycle::new(Slots::new(&upgrade_env.slots_root));
+        let now = u64::try_from(options.clock.now_utc().timestamp()).unwrap_or(0);
+        if lifecycle.on_start(now) == LifecycleAction::Restart {
+            if let Err(e) = options.platform.perform(PlatformAction::Restart) {
+                log::error!("restart into the previous firmware failed: {e}");
+            }
+        }
         executors::install(
             &mut dispatcher,
             &ExecutorEnv {
                 data_dir: config.device.data_dir.clone(),
                 serial: config.device.serial.clone(),
+                upgrade: Some(upgrade_env),
             },
         );
-        let session = Session::new(
+        let mut session = Session::new(
             setup,
             store,
             options.transport,
@@ -131,6 +196,7 @@ impl Firmware {
             dispatcher,
             session_rx,
         )?;
+        session.set_upgrade_lifecycle(lifecycle);
         let handle = std::thread::Builder::new()
             .name("session".into())
             .spawn(move || session.run())

@@ -57,3 +57,32 @@ impl Platform for RecordingPlatform {
         Ok(())
     }
 }
+
+/// The platform of a real controller: a restart ends the process so that the
+/// service manager starts the binary the `current` slot link points at
+/// (packaging/lintel.service restarts always). Network changes need the
+/// board integrator's tooling and are refused until configured.
+#[derive(Debug, Default, Clone)]
+pub struct SystemPlatform;
+
+impl Platform for SystemPlatform {
+    fn perform(&self, action: PlatformAction) -> Result<(), PlatformError> {
+        match action {
+            PlatformAction::Restart => {
+                log::warn!(
+                    "restarting: exiting for the service manager to start the current firmware"
+                );
+                std::process::exit(0);
+            }
+            PlatformAction::ConfigureNetwork(_) => Err(PlatformError::Unsupported {
+                action: "network configuration",
+            }),
+            PlatformAction::SwitchNetwork(_) => Err(PlatformError::Unsupported {
+                action: "network switch",
+            }),
+            PlatformAction::RegisterIdentityCard => Err(PlatformError::Unsupported {
+                action: "identity-card registration",
+            }),
+        }
+    }
+}

@@ -197,9 +197,13 @@ fn read_chunked<R: BufRead>(reader: &mut R) -> Result<Vec<u8>, HttpError> {
 /// (`http://host:port/path?q`) is reduced to its path.
 fn split_target(target: &str) -> (String, String) {
     let mut rest = target;
-    if let Some(pos) = rest.find("://") {
-        let after = &rest[pos + 3..];
-        rest = after.find('/').map_or("/", |i| &after[i..]);
+    // Only a target that starts with a scheme is absolute-form: a query may
+    // carry a URL (`/iclock/file?url=http://...`).
+    if !rest.starts_with('/') {
+        if let Some(pos) = rest.find("://") {
+            let after = &rest[pos + 3..];
+            rest = after.find('/').map_or("/", |i| &after[i..]);
+        }
     }
     match rest.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
@@ -396,6 +400,10 @@ mod tests {
         let req =
             parse(b"GET /iclock/file?SN=1&url=http%3A%2F%2Fh%2Fa%20b HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(req.query_value("url"), Some("http://h/a b"));
+        let req = parse(b"GET /iclock/file?SN=1&url=http://fw.example/x/emfw.cfg HTTP/1.1\r\n\r\n")
+            .unwrap();
+        assert_eq!(req.path, "/iclock/file");
+        assert_eq!(req.query_value("url"), Some("http://fw.example/x/emfw.cfg"));
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 

@@ -214,6 +214,7 @@ impl AccountExecutor {
                 Ok(CommandOutcome {
                     ret: i64::try_from(n).unwrap_or(i64::MAX),
                     extra: format!("&transaction&StartTime=&EndTime=&RecordSum={n}"),
+                    follow_up: super::FollowUp::Nothing,
                 })
             })();
             let _ = std::fs::remove_file(&path);

@@ -5,13 +5,29 @@ use super::account::AccountExecutor;
 use super::data::DataExecutor;
 use super::options::OptionsExecutor;
 use super::Dispatcher;
+use crate::upgrade::executor::{UpgradeExecutor, UpgradeSettings};
+use crate::upgrade::package::InstallPolicy;
+use crate::upgrade::slots::Slots;
+use crate::upgrade::space::DfFreeSpace;
 use std::path::PathBuf;
 
 /// What executors need to know about their surroundings at construction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ExecutorEnv {
     pub data_dir: PathBuf,
     pub serial: String,
+    /// Where UPGRADE installs; `None` leaves UPGRADE unsupported (-708).
+    pub upgrade: Option<UpgradeEnv>,
+}
+
+/// The UPGRADE executor's settings.
+#[derive(Debug, Clone)]
+pub struct UpgradeEnv {
+    /// Root of the A/B slot layout.
+    pub slots_root: PathBuf,
+    /// The key packages must be signed with, if any.
+    pub public_key: Option<rsa::RsaPublicKey>,
+    pub trial: crate::upgrade::slots::TrialPolicy,
 }
 
 /// Registers all executors.
@@ -19,4 +35,15 @@ pub fn install(dispatcher: &mut Dispatcher, env: &ExecutorEnv) {
     dispatcher.register(Box::new(DataExecutor::new()));
     dispatcher.register(Box::new(OptionsExecutor));
     dispatcher.register(Box::new(AccountExecutor::new(&env.data_dir.join("tmp"))));
+    if let Some(upgrade) = &env.upgrade {
+        let mut policy = InstallPolicy::for_running_firmware();
+        policy.public_key = upgrade.public_key.clone();
+        dispatcher.register(Box::new(UpgradeExecutor::new(UpgradeSettings {
+            work_dir: env.data_dir.join("upgrade"),
+            slots: Slots::new(&upgrade.slots_root),
+            policy,
+            trial: upgrade.trial,
+            free_space: Box::new(DfFreeSpace),
+        })));
+    }
 }

@@ -17,12 +17,23 @@ use crate::protocol::command::{Command, Verb};
 use crate::session::link::ServerLink;
 use crate::store::Store;
 
+/// What the session must do once a command's result has been reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FollowUp {
+    #[default]
+    Nothing,
+    /// Restart the device (after UPGRADE, CONTROL DEVICE 03): only after the
+    /// result reached the server, so the server learns it succeeded.
+    Restart,
+}
+
 /// The result of one command: `Return=` and what follows `CMD=<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandOutcome {
     pub ret: i64,
     /// Appended after `CMD=<name>` verbatim (ACCOUNT's `&transaction&...`).
     pub extra: String,
+    pub follow_up: FollowUp,
 }
 
 impl CommandOutcome {
@@ -30,6 +41,15 @@ impl CommandOutcome {
         CommandOutcome {
             ret,
             extra: String::new(),
+            follow_up: FollowUp::Nothing,
+        }
+    }
+
+    /// Success, then a restart once the result is reported.
+    pub fn then_restart(ret: i64) -> Self {
+        CommandOutcome {
+            follow_up: FollowUp::Restart,
+            ..Self::code(ret)
         }
     }
 }

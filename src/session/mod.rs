@@ -12,13 +12,14 @@ pub mod registry;
 pub mod transport;
 
 use crate::clock::Clock;
-use crate::commands::{codes, CommandContext, CommandOutcome, Dispatcher};
-use crate::platform::Platform;
+use crate::commands::{codes, CommandContext, CommandOutcome, Dispatcher, FollowUp};
+use crate::platform::{Platform, PlatformAction};
 use crate::protocol::command::Command;
 use crate::protocol::kv::KeyValues;
 use crate::protocol::upload::{classify, UploadAck};
 use crate::protocol::{parse_getrequest, token, CommandLine};
 use crate::store::{NewEvent, OutboxBatch, Store, StoreError};
+use crate::upgrade::lifecycle::{LifecycleAction, UpgradeLifecycle};
 use link::{Connection, LinkError, ServerLink};
 use params::ServerParams;
 use registry::DeviceDescription;
@@ -112,6 +113,10 @@ pub struct Session {
     was_online: bool,
     /// Init said `registry=ok`: the server may not expect /iclock/registry or /iclock/push.
     init_registered: bool,
+    /// The upgrade life cycle: confirm a trial, roll back a silent one.
+    upgrade: Option<UpgradeLifecycle>,
+    /// A command asked for a restart once its result is reported.
+    restart_requested: bool,
 }
 
 impl Session {
@@ -150,7 +155,14 @@ impl Session {
             last_upload: now,
             was_online: false,
             init_registered: false,
+            upgrade: None,
+            restart_requested: false,
         })
+    }
+
+    /// Attaches the upgrade life cycle (slots of an A/B install).
+    pub fn set_upgrade_lifecycle(&mut self, lifecycle: UpgradeLifecycle) {
+        self.upgrade = Some(lifecycle);
     }
 
     pub fn state(&self) -> SessionState {
@@ -234,6 +246,18 @@ impl Session {
         self.state = SessionState::Offline {
             retry_at: Instant::now() + delay,
         };
+        let now = u64::try_from(self.clock.now_utc().timestamp()).unwrap_or(0);
+        if let Some(upgrade) = &self.upgrade {
+            if upgrade.check_deadline(now) == LifecycleAction::Restart {
+                self.restart();
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        if let Err(e) = self.platform.perform(PlatformAction::Restart) {
+            log::error!("restart failed: {e}; continuing with the running firmware");
+        }
     }
 
     fn log_device_event(&mut self, code: u32) {
@@ -324,6 +348,9 @@ impl Session {
         self.next_poll = Instant::now();
         // Event 214: connected to the server.
         self.log_device_event(214);
+        if let Some(upgrade) = &self.upgrade {
+            upgrade.on_registered(&mut self.store, self.conn.version, &*self.clock);
+        }
         Ok(())
     }
 
@@ -537,6 +564,10 @@ impl Session {
             }
         }
         self.report_results()?;
+        if std::mem::take(&mut self.restart_requested) {
+            // The result is with the server: now the restart may happen.
+            self.restart();
+        }
         Ok(new)
     }
 
@@ -583,6 +614,9 @@ impl Session {
             &command.result_name(),
             &outcome.extra,
         )?;
+        if outcome.follow_up == FollowUp::Restart {
+            self.restart_requested = true;
+        }
         Ok(true)
     }
 

@@ -24,6 +24,8 @@
 
 pub mod cli;
 pub mod download;
+pub mod executor;
+pub mod lifecycle;
 pub mod package;
 pub mod slots;
 pub mod space;

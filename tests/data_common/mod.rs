@@ -168,6 +168,7 @@ impl Harness {
             &ExecutorEnv {
                 data_dir: dir.path().to_owned(),
                 serial: "SN1".into(),
+                ..Default::default()
             },
         );
         Harness {
