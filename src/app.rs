@@ -49,6 +49,8 @@ pub struct StartOptions {
     pub platform: Arc<dyn Platform>,
     /// Executors registered before the built-in ones (tests).
     pub extra_executors: Vec<Box<dyn CommandExecutor>>,
+    /// Monotonic time of the engine's relay and alarm timers (tests move it).
+    pub monotonic: Arc<dyn crate::engine::Monotonic>,
 }
 
 impl StartOptions {
@@ -68,6 +70,7 @@ impl StartOptions {
             transport: Box::new(UreqTransport::new()),
             platform,
             extra_executors: Vec::new(),
+            monotonic: Arc::new(crate::engine::SystemMonotonic),
         }
     }
 }
@@ -78,7 +81,8 @@ pub struct Firmware {
     session: Option<JoinHandle<()>>,
     /// The hardware: outputs, input threads and (sim backend) the control socket.
     hal: Option<lintel_hal::Hal>,
-    inputs: Option<JoinHandle<()>>,
+    engine: Option<crate::engine::EngineHandle>,
+    engine_thread: Option<JoinHandle<()>>,
     pub clock: Arc<dyn Clock>,
     pub board: BoardConfig,
 }
@@ -142,21 +146,33 @@ impl Firmware {
         let board = BoardConfig::load(&config.device.board)?;
         let store = Store::open(&config.device.data_dir)?;
         let (input_tx, input_rx) = channel::<lintel_hal::InputEvent>();
-        let hal = lintel_hal::open(&board, &config.device.data_dir, input_tx)?;
-        // The access-control engine (issue 5) will own these inputs; until it
-        // lands they are logged so a person driving `lintel sim` sees them.
-        let inputs = std::thread::Builder::new()
-            .name("inputs".into())
-            .spawn(move || {
-                for event in input_rx {
-                    log::info!("input: {event:?}");
-                }
-            })
-            .map_err(|source| AppError::Thread {
-                name: "inputs",
-                source,
-            })?;
+        let mut hal = lintel_hal::open(&board, &config.device.data_dir, input_tx)?;
         let (session_tx, session_rx) = channel();
+        // The access-control engine owns the doors: the HAL's inputs and the
+        // lock and aux outputs, with its own database connection.
+        let (engine, engine_thread) = crate::engine::start(
+            crate::engine::EngineSetup {
+                board: board.clone(),
+                serial: config.device.serial.clone(),
+                clock: options.clock.clone(),
+                monotonic: options.monotonic.clone(),
+                session: Some(session_tx.clone()),
+                rtstate_period: Duration::from_secs(60),
+                grant_probe: None,
+            },
+            Store::open(&config.device.data_dir)?,
+            crate::engine::Outputs {
+                locks: std::mem::take(&mut hal.locks),
+                aux_out: std::mem::take(&mut hal.aux_out),
+            },
+            input_rx,
+        )
+        .map_err(
+            |crate::engine::EngineError::Thread(source)| AppError::Thread {
+                name: "engine",
+                source,
+            },
+        )?;
         let setup = SessionSetup {
             serial: config.device.serial.clone(),
             server_url: config.server_base().to_owned(),
@@ -187,6 +203,7 @@ impl Firmware {
                 upgrade: Some(upgrade_env),
             },
         );
+        executors::install_engine(&mut dispatcher, engine.clone());
         let mut session = Session::new(
             setup,
             store,
@@ -216,10 +233,16 @@ impl Firmware {
             session_tx,
             session: Some(handle),
             hal: Some(hal),
-            inputs: Some(inputs),
+            engine: Some(engine),
+            engine_thread: Some(engine_thread),
             clock: options.clock,
             board,
         })
+    }
+
+    /// The access-control engine (tests wake it after moving the clock).
+    pub fn engine(&self) -> Option<&crate::engine::EngineHandle> {
+        self.engine.as_ref()
     }
 
     /// Tells the session new uploads are waiting.
@@ -243,10 +266,15 @@ impl Firmware {
             let _ = h.join();
         }
         // Dropping the HAL stops the sim's input threads, which ends the
-        // input loop; kernel line reads cannot be interrupted and end with
-        // the process, so that thread is not joined.
+        // engine's input forwarder; kernel line reads cannot be interrupted
+        // and end with the process, so the forwarder is not joined.
         drop(self.hal.take());
-        drop(self.inputs.take());
+        if let Some(engine) = self.engine.take() {
+            engine.shutdown();
+        }
+        if let Some(h) = self.engine_thread.take() {
+            let _ = h.join();
+        }
     }
 
     /// Blocks until the session thread ends (it runs until shut down).

@@ -6,6 +6,7 @@ pub mod app;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod platform;
 pub mod protocol;
 pub mod session;

@@ -1,0 +1,926 @@
+//! The access-control engine: owns the doors.
+//!
+//! One thread runs [`Engine::run`], a loop over one closed enum,
+//! [`EngineInput`], received with a deadline (the next timer of any door,
+//! aux output or the periodic rtstate). For each input it reads the rules
+//! from SQLite through its own connection, decides, drives the outputs and
+//! writes the event rows in the same step, then wakes the session to upload.
+//! Nothing here waits on the network.
+//!
+//! Door logic is the sans-IO [`door::Door`]; time rules are the pure
+//! [`timezone`]; SQL lives in [`rules`]; the rtstate record in [`rtstate`];
+//! `CONTROL DEVICE` parsing and its executor in [`control`].
+//!
+//! Ordering inside a step: outputs are driven before the event row is
+//! committed (an fsync takes milliseconds, a person is waiting at the door);
+//! the row is committed before the session is told, so nothing is reported
+//! that is not stored.
+
+pub mod control;
+pub mod door;
+pub mod rtstate;
+pub mod rules;
+pub mod timezone;
+
+use crate::clock::Clock;
+use crate::protocol::time::format_record_time;
+use crate::session::SessionInput;
+use crate::store::{NewEvent, Store};
+use door::{code, Door, DoorSettings, Override};
+use lintel_hal::board::{BoardConfig, ReaderDirection};
+use lintel_hal::wiegand::{self, Decoded, FormatTable};
+use lintel_hal::{InputEvent, InputKind, Output};
+use std::collections::HashMap;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Monotonic time for relay and alarm timers. Injected so tests can move it.
+pub trait Monotonic: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+/// The host's monotonic clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemMonotonic;
+
+impl Monotonic for SystemMonotonic {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Monotonic time that only moves when told (tests). After moving it, wake
+/// the engine ([`EngineHandle::wake`]) so it looks at its timers.
+#[derive(Debug, Clone)]
+pub struct ManualMonotonic {
+    base: Instant,
+    offset: Arc<Mutex<Duration>>,
+}
+
+impl ManualMonotonic {
+    pub fn new() -> Self {
+        ManualMonotonic {
+            base: Instant::now(),
+            offset: Arc::new(Mutex::new(Duration::ZERO)),
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut o) = self.offset.lock() {
+            *o += by;
+        }
+    }
+}
+
+impl Default for ManualMonotonic {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Monotonic for ManualMonotonic {
+    fn now(&self) -> Instant {
+        self.base + self.offset.lock().map(|o| *o).unwrap_or_default()
+    }
+}
+
+/// What the engine's loop consumes.
+#[derive(Debug)]
+pub enum EngineInput {
+    Hal(InputEvent),
+    /// A door command from the session, answered with an Appendix 1 code.
+    Command(DoorCommand, Sender<i64>),
+    /// Look at the timers now (after a test moved the monotonic clock).
+    Tick,
+    /// Like `Tick`, then answer once the step is finished (tests wait on it).
+    Sync(Sender<()>),
+    Shutdown,
+}
+
+/// Which output a CONTROL DEVICE 01 drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputTarget {
+    Lock,
+    Aux,
+}
+
+/// How it is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputAction {
+    Off,
+    For(Duration),
+    NormalOpen,
+}
+
+/// Commands the session hands the engine (12.4). `door`/`index` 0 = all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoorCommand {
+    Output {
+        target: OutputTarget,
+        index: u8,
+        action: OutputAction,
+    },
+    CancelAlarm {
+        door: u8,
+    },
+    /// 04: enable (true) or disable the normal-open state.
+    NormalOpen {
+        door: u8,
+        enable: bool,
+    },
+    /// 06: lock (true) or unlock.
+    Lock {
+        door: u8,
+        locked: bool,
+    },
+    /// 07: emergency dual-on (true) or dual-off.
+    Emergency {
+        all_open: bool,
+    },
+    /// 09: start (true) or stop uploading read frames as `testdata`.
+    WiegandTest {
+        start: bool,
+    },
+}
+
+/// When a grant drove its relay (benchmarks measure card-to-relay latency).
+#[derive(Debug, Clone, Copy)]
+pub struct GrantTiming {
+    /// The frame's last edge as the HAL stamped it.
+    pub last_edge: Instant,
+    /// When the engine received the frame.
+    pub received: Instant,
+    /// When the lock relay was set.
+    pub relay_set: Instant,
+}
+
+/// How other threads reach the engine.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    tx: Sender<EngineInput>,
+}
+
+impl EngineHandle {
+    /// Sends a command and waits for its code; [`crate::commands::codes::WAIT_TIMEOUT`]
+    /// when the engine does not answer in time, -12 when it is gone.
+    pub fn command(&self, cmd: DoorCommand, timeout: Duration) -> i64 {
+        let (reply_tx, reply_rx) = channel();
+        if self.tx.send(EngineInput::Command(cmd, reply_tx)).is_err() {
+            return crate::commands::codes::EXECUTION_ERROR;
+        }
+        match reply_rx.recv_timeout(timeout) {
+            Ok(code) => code,
+            Err(RecvTimeoutError::Timeout) => crate::commands::codes::WAIT_TIMEOUT,
+            Err(RecvTimeoutError::Disconnected) => crate::commands::codes::EXECUTION_ERROR,
+        }
+    }
+
+    pub fn wake(&self) {
+        let _ = self.tx.send(EngineInput::Tick);
+    }
+
+    /// Wakes the engine and waits until it has handled everything sent
+    /// before (tests). False when it did not answer within `timeout`.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let (tx, rx) = channel();
+        self.tx.send(EngineInput::Sync(tx)).is_ok() && rx.recv_timeout(timeout).is_ok()
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(EngineInput::Shutdown);
+    }
+
+    /// Feeds a HAL event directly (tests, benchmarks).
+    pub fn send_input(&self, ev: InputEvent) {
+        let _ = self.tx.send(EngineInput::Hal(ev));
+    }
+}
+
+/// The outputs the engine drives (taken from `lintel_hal::Hal`).
+pub struct Outputs {
+    pub locks: Vec<Box<dyn Output>>,
+    pub aux_out: Vec<Box<dyn Output>>,
+}
+
+/// Everything the engine needs at start.
+pub struct EngineSetup {
+    pub board: BoardConfig,
+    pub serial: String,
+    pub clock: Arc<dyn Clock>,
+    pub monotonic: Arc<dyn Monotonic>,
+    /// Woken after events or a state change are queued.
+    pub session: Option<Sender<SessionInput>>,
+    /// rtstate is queued on every change and at least this often.
+    pub rtstate_period: Duration,
+    pub grant_probe: Option<Sender<GrantTiming>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Starts the engine thread and the forwarder of HAL events onto its channel.
+pub fn start(
+    setup: EngineSetup,
+    store: Store,
+    outputs: Outputs,
+    hal_events: Receiver<InputEvent>,
+) -> Result<(EngineHandle, JoinHandle<()>), EngineError> {
+    let (tx, rx) = channel();
+    let handle = EngineHandle { tx: tx.clone() };
+    std::thread::Builder::new()
+        .name("engine-inputs".into())
+        .spawn(move || {
+            for ev in hal_events {
+                if tx.send(EngineInput::Hal(ev)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(EngineError::Thread)?;
+    let engine = Engine::new(setup, store, outputs);
+    let join = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || engine.run(rx))
+        .map_err(EngineError::Thread)?;
+    Ok((handle, join))
+}
+
+/// An aux output's drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuxDrive {
+    Off,
+    Until(Instant),
+    On,
+}
+
+/// The decision for one identification, before it is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Grant(u32),
+    Deny(u32),
+}
+
+pub struct Engine {
+    setup: EngineSetup,
+    store: Store,
+    outputs: Outputs,
+    doors: Vec<Door>,
+    settings: Vec<DoorSettings>,
+    aux: Vec<AuxDrive>,
+    /// Last grant per (pin, door), for DoorIntertime.
+    last_punch: HashMap<(String, u8), Instant>,
+    last_state: String,
+    next_periodic: Instant,
+    wiegand_test: bool,
+    /// Events queued during this step, not yet announced to the session.
+    pending_notify: bool,
+}
+
+impl Engine {
+    pub fn new(setup: EngineSetup, store: Store, outputs: Outputs) -> Engine {
+        let doors: Vec<Door> = setup
+            .board
+            .doors
+            .iter()
+            .map(|d| Door::new(d.number))
+            .collect();
+        let settings = vec![DoorSettings::default(); doors.len()];
+        let aux = vec![AuxDrive::Off; outputs.aux_out.len()];
+        let now = setup.monotonic.now();
+        Engine {
+            setup,
+            store,
+            outputs,
+            doors,
+            settings,
+            aux,
+            last_punch: HashMap::new(),
+            last_state: String::new(),
+            next_periodic: now,
+            wiegand_test: false,
+            pending_notify: false,
+        }
+    }
+
+    /// Runs until [`EngineInput::Shutdown`] or every sender is gone.
+    pub fn run(mut self, rx: Receiver<EngineInput>) {
+        self.refresh_settings();
+        let now = self.setup.monotonic.now();
+        self.log_plain(code::DEVICE_START, 0);
+        self.finish_step(now);
+        loop {
+            let now = self.setup.monotonic.now();
+            let wait = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(now));
+            let input = match wait {
+                Some(w) => match rx.recv_timeout(w) {
+                    Ok(i) => Some(i),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(i) => Some(i),
+                    Err(_) => break,
+                },
+            };
+            if let Some(EngineInput::Shutdown) = input {
+                break;
+            }
+            self.step(input);
+        }
+        log::info!("engine stopped");
+    }
+
+    /// Handles one input (or a timer when `None`) completely.
+    pub fn step(&mut self, input: Option<EngineInput>) {
+        self.refresh_settings();
+        let now = self.setup.monotonic.now();
+        match input {
+            Some(EngineInput::Hal(ev)) => self.on_hal(ev, now),
+            Some(EngineInput::Command(cmd, reply)) => {
+                let code = self.on_command(cmd, now);
+                // Outputs first, then the reply: the server hears "done" only when it is.
+                self.finish_step(now);
+                let _ = reply.send(code);
+                return;
+            }
+            Some(EngineInput::Sync(done)) => {
+                self.finish_step(now);
+                let _ = done.send(());
+                return;
+            }
+            Some(EngineInput::Tick) | Some(EngineInput::Shutdown) | None => {}
+        }
+        self.finish_step(now);
+    }
+
+    fn refresh_settings(&mut self) {
+        for (i, d) in self.setup.board.doors.iter().enumerate() {
+            match rules::door_settings(self.store.conn(), d.number, d.sensor.is_some()) {
+                Ok(s) => self.settings[i] = s,
+                Err(e) => log::error!(
+                    "door {}: cannot read its parameters ({e}); keeping the previous ones",
+                    d.number
+                ),
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let doors = self
+            .doors
+            .iter()
+            .zip(&self.settings)
+            .filter_map(|(d, s)| d.next_deadline(s));
+        let aux = self.aux.iter().filter_map(|a| match a {
+            AuxDrive::Until(t) => Some(*t),
+            _ => None,
+        });
+        doors
+            .chain(aux)
+            .chain(std::iter::once(self.next_periodic))
+            .min()
+    }
+
+    /// Timers, outputs, rtstate, session wake-up: the end of every step.
+    fn finish_step(&mut self, now: Instant) {
+        for i in 0..self.doors.len() {
+            let events = self.doors[i].poll(now, &self.settings[i]);
+            let number = self.doors[i].number;
+            for e in events {
+                self.log_plain(e, u32::from(number));
+            }
+        }
+        for a in &mut self.aux {
+            if let AuxDrive::Until(t) = *a {
+                if now >= t {
+                    *a = AuxDrive::Off;
+                }
+            }
+        }
+        self.drive_outputs(now);
+        self.queue_state(now);
+        if self.pending_notify {
+            self.pending_notify = false;
+            if let Some(s) = &self.setup.session {
+                let _ = s.send(SessionInput::OutboxChanged);
+            }
+        }
+    }
+
+    fn drive_outputs(&mut self, now: Instant) {
+        for (i, door) in self.doors.iter().enumerate() {
+            let want = door.lock_wanted(now);
+            if let Some(out) = self.outputs.locks.get_mut(i) {
+                if out.is_on() != want {
+                    if let Err(e) = out.set(want) {
+                        log::error!("door {}: cannot drive the lock relay: {e}", door.number);
+                    }
+                }
+            }
+        }
+        for (i, a) in self.aux.iter().enumerate() {
+            let want = *a != AuxDrive::Off;
+            if let Some(out) = self.outputs.aux_out.get_mut(i) {
+                if out.is_on() != want {
+                    if let Err(e) = out.set(want) {
+                        log::error!("aux output {}: cannot drive it: {e}", i + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue_state(&mut self, now: Instant) {
+        let reports: Vec<_> = self
+            .doors
+            .iter()
+            .zip(&self.settings)
+            .map(|(d, s)| d.report(now, s))
+            .collect();
+        let fields = rtstate::state_fields(&reports);
+        if fields == self.last_state && now < self.next_periodic {
+            return;
+        }
+        let line = format!("time={}\t{fields}", self.time_text());
+        match self.store.replace_outbox("rtstate", &line) {
+            Ok(_) => {
+                self.last_state = fields;
+                self.next_periodic = now + self.setup.rtstate_period;
+                self.pending_notify = true;
+            }
+            Err(e) => {
+                log::error!("cannot queue the rtstate record: {e}; retrying at the next step");
+            }
+        }
+    }
+
+    fn time_text(&self) -> String {
+        format_record_time(self.setup.clock.now_local())
+    }
+
+    fn log_event(&mut self, ev: NewEvent) {
+        match self.store.append_event(&ev) {
+            Ok(index) => {
+                log::info!(
+                    "event {} at {} (pin {}, card {}) index {index}",
+                    ev.event,
+                    ev.eventaddr,
+                    ev.pin,
+                    ev.cardno
+                );
+                self.pending_notify = true;
+            }
+            // The decision stands (outputs are already driven); losing the row
+            // is the one thing left to report.
+            Err(e) => log::error!("cannot log event {} at {}: {e}", ev.event, ev.eventaddr),
+        }
+    }
+
+    fn log_plain(&mut self, event: u32, addr: u32) {
+        let ev = NewEvent::plain(self.time_text(), event, addr);
+        self.log_event(ev);
+    }
+
+    fn door_index(&self, number: u8) -> Option<usize> {
+        self.doors.iter().position(|d| d.number == number)
+    }
+
+    // ----- HAL inputs ------------------------------------------------------
+
+    fn on_hal(&mut self, ev: InputEvent, now: Instant) {
+        match ev {
+            InputEvent::Input {
+                kind,
+                level,
+                initial,
+                ..
+            } => self.on_input(kind, level, initial, now),
+            InputEvent::Wiegand { reader, frame } => self.on_frame(reader, &frame, now),
+            InputEvent::SourceFailed { source, error } => {
+                log::error!("input source {source} failed: {error}; its inputs are no longer seen")
+            }
+        }
+    }
+
+    fn on_input(&mut self, kind: InputKind, level: bool, initial: bool, now: Instant) {
+        match kind {
+            InputKind::DoorSensor(n) => {
+                let Some(i) = self.door_index(n) else { return };
+                if initial {
+                    // The level found at start is a state, not an event.
+                    if self.settings[i].has_sensor {
+                        self.doors[i].contact = if level {
+                            door::Contact::Open {
+                                since: now,
+                                alarmed: false,
+                            }
+                        } else {
+                            door::Contact::Closed
+                        };
+                    }
+                    return;
+                }
+                let events = self.doors[i].on_contact(level, now, &self.settings[i]);
+                for e in events {
+                    self.log_plain(e, u32::from(n));
+                }
+            }
+            InputKind::ExitButton(n) => {
+                if initial || !level {
+                    return;
+                }
+                let Some(i) = self.door_index(n) else { return };
+                if self.doors[i].is_locked_shut() {
+                    self.log_plain(code::EXIT_BUTTON_LOCKED, u32::from(n));
+                    return;
+                }
+                let drive = self.settings[i].drive_time;
+                self.doors[i].release(now, drive);
+                self.drive_outputs(now);
+                self.log_plain(code::EXIT_BUTTON, u32::from(n));
+            }
+            InputKind::AuxIn(n) => {
+                if initial {
+                    return;
+                }
+                // 226 "trigger the auxiliary input point", 225 "is normal".
+                self.log_plain(if level { 226 } else { 225 }, u32::from(n));
+            }
+            InputKind::Tamper => {
+                for d in &mut self.doors {
+                    if level {
+                        d.alarms |= rtstate::alarm::TAMPER;
+                    } else {
+                        d.alarms &= !rtstate::alarm::TAMPER;
+                    }
+                }
+                if level && !initial {
+                    self.log_plain(code::TAMPER, 0);
+                }
+            }
+            InputKind::PowerFail => {
+                for d in &mut self.doors {
+                    if level {
+                        d.alarms |= rtstate::alarm::MAINS_FAILURE;
+                    } else {
+                        d.alarms &= !rtstate::alarm::MAINS_FAILURE;
+                    }
+                }
+                if level && !initial {
+                    // 107: mains power failure.
+                    self.log_plain(107, 0);
+                }
+            }
+        }
+    }
+
+    fn format_table(&self, reader: u8) -> FormatTable {
+        match self.setup.board.reader(reader) {
+            Some(r) => match self.setup.board.reader_format(r) {
+                Ok(f) => FormatTable::single(f),
+                Err(e) => {
+                    log::warn!("reader {reader}: {e}; trying the standard formats");
+                    FormatTable::standard()
+                }
+            },
+            None => FormatTable::standard(),
+        }
+    }
+
+    fn on_frame(&mut self, reader: u8, frame: &wiegand::WiegandFrame, now: Instant) {
+        let Some(r) = self.setup.board.reader(reader) else {
+            log::warn!("frame from reader {reader}, which the board does not have; ignored");
+            return;
+        };
+        let (door, direction) = (r.door, r.direction);
+        if self.wiegand_test {
+            let line = format!(
+                "type=wg\tbitscount={}\tbits={}\tsn={}",
+                frame.bits.len(),
+                frame.bits,
+                self.setup.serial
+            );
+            if let Err(e) = self.store.push_outbox("testdata", &line) {
+                log::error!("cannot queue the Wiegand test record: {e}");
+            }
+            self.pending_notify = true;
+            return;
+        }
+        match wiegand::decode(frame, &self.format_table(reader)) {
+            Decoded::Card {
+                number, site_code, ..
+            } => {
+                self.on_card(door, direction, number, site_code, now);
+                if let Some(probe) = &self.setup.grant_probe {
+                    let i = self.door_index(door).unwrap_or(0);
+                    if self.outputs.locks.get(i).is_some_and(|o| o.is_on()) {
+                        let _ = probe.send(GrantTiming {
+                            last_edge: frame.last_edge.at,
+                            received: now,
+                            relay_set: Instant::now(),
+                        });
+                    }
+                }
+            }
+            Decoded::Keys(keys) => {
+                log::info!("reader {reader}: keys {keys:?} (keypad verification is not built yet)");
+            }
+            Decoded::BadFormat { bits, reason } => {
+                log::info!("reader {reader}: frame {bits} matches no format ({reason:?})");
+                // 42: incorrect Wiegand format.
+                self.log_plain(42, u32::from(door));
+            }
+        }
+    }
+
+    /// Identification by card: decide, drive, log.
+    fn on_card(
+        &mut self,
+        door: u8,
+        direction: ReaderDirection,
+        number: u64,
+        site: Option<u32>,
+        now: Instant,
+    ) {
+        let card = number.to_string();
+        let at = self.setup.clock.now_local();
+        let (pin, verdict) = match self.decide_card(door, &card, number, at, now) {
+            Ok(v) => v,
+            Err(e) => {
+                // Without readable rules nothing can be granted; the event says why.
+                log::error!("door {door}: cannot read the rules ({e}); card {card} denied");
+                (String::from("0"), Verdict::Deny(23))
+            }
+        };
+        if let Verdict::Grant(_) = verdict {
+            if let Some(i) = self.door_index(door) {
+                let drive = self.settings[i].drive_time;
+                self.doors[i].release(now, drive);
+                self.last_punch.insert((pin.clone(), door), now);
+                self.drive_outputs(now);
+            }
+        }
+        let event = match verdict {
+            Verdict::Grant(c) | Verdict::Deny(c) => c,
+        };
+        self.log_event(NewEvent {
+            time: format_record_time(at),
+            pin,
+            cardno: card,
+            sitecode: site.map_or_else(|| "0".into(), |s| s.to_string()),
+            linkid: 0,
+            eventaddr: u32::from(door),
+            event,
+            inoutstatus: match direction {
+                ReaderDirection::In => 0,
+                ReaderDirection::Out => 1,
+            },
+            // Appendix 3: 4 = card only, the method that identified the user.
+            verifytype: "4".into(),
+        });
+    }
+
+    fn decide_card(
+        &mut self,
+        door: u8,
+        card: &str,
+        number: u64,
+        at: chrono::NaiveDateTime,
+        now: Instant,
+    ) -> rusqlite::Result<(String, Verdict)> {
+        let conn = self.store.conn();
+        let user = match rules::user_by_card(conn, card)? {
+            Some(u) => u,
+            None => match rules::extra_card(conn, number)? {
+                Some(extra) if extra.lost => return Ok((extra.pin, Verdict::Deny(38))),
+                Some(extra) => match rules::user_by_pin(conn, &extra.pin)? {
+                    Some(u) => u,
+                    None => return Ok(("0".into(), Verdict::Deny(27))),
+                },
+                None => return Ok(("0".into(), Verdict::Deny(27))),
+            },
+        };
+        let pin = user.pin.clone();
+        let verdict = self.authorize(door, &user, at, now)?;
+        Ok((pin, verdict))
+    }
+
+    /// The rules of 2. in order: blacklist, validity, door state, super user,
+    /// door × time rule, punch interval, normal open.
+    fn authorize(
+        &self,
+        door: u8,
+        user: &rules::User,
+        at: chrono::NaiveDateTime,
+        now: Instant,
+    ) -> rusqlite::Result<Verdict> {
+        let conn = self.store.conn();
+        if user.disabled {
+            return Ok(Verdict::Deny(39));
+        }
+        let at_text = format_record_time(at);
+        // Both ends are inclusive, to the second.
+        if user
+            .start_at
+            .as_deref()
+            .is_some_and(|s| at_text.as_str() < s)
+            || user.end_at.as_deref().is_some_and(|e| at_text.as_str() > e)
+        {
+            return Ok(Verdict::Deny(29));
+        }
+        let Some(i) = self.door_index(door) else {
+            return Ok(Verdict::Deny(23));
+        };
+        // DoorDisable is "1: enable, 0: disable"; DoorMaskFlag 1 locks the door.
+        if rules::door_number(conn, door, "Disable")? == Some(0)
+            || rules::door_number(conn, door, "MaskFlag")? == Some(1)
+            || self.doors[i].is_locked_shut()
+        {
+            return Ok(Verdict::Deny(63));
+        }
+        if rules::is_super_user(conn, &user.pin, door)? {
+            return Ok(Verdict::Grant(208));
+        }
+        let bit = 1i64 << (door.saturating_sub(1).min(62));
+        let mut any_door = false;
+        let mut in_time = false;
+        for (tz, mask) in rules::authorizations(conn, &user.pin)? {
+            if mask & bit == 0 {
+                continue;
+            }
+            any_door = true;
+            if rules::rule_covers(conn, tz, at)? {
+                in_time = true;
+                break;
+            }
+        }
+        if !any_door {
+            return Ok(Verdict::Deny(23));
+        }
+        if !in_time {
+            return Ok(Verdict::Deny(21));
+        }
+        // DoorIntertime: Appendix 10's default is 2 s.
+        let interval = rules::door_number(conn, door, "Intertime")?.unwrap_or(2);
+        if interval > 0 {
+            if let Some(last) = self.last_punch.get(&(user.pin.clone(), door)) {
+                let gap = Duration::from_secs(u64::try_from(interval).unwrap_or(0));
+                if now < *last + gap {
+                    return Ok(Verdict::Deny(20));
+                }
+            }
+        }
+        if self.doors[i].is_normal_open() {
+            return Ok(Verdict::Grant(1));
+        }
+        Ok(Verdict::Grant(0))
+    }
+
+    // ----- commands ----------------------------------------------------------
+
+    fn doors_matching(&self, door: u8) -> Vec<usize> {
+        if door == 0 {
+            (0..self.doors.len()).collect()
+        } else {
+            self.door_index(door).into_iter().collect()
+        }
+    }
+
+    fn on_command(&mut self, cmd: DoorCommand, now: Instant) -> i64 {
+        use crate::commands::codes;
+        match cmd {
+            DoorCommand::Output {
+                target: OutputTarget::Lock,
+                index,
+                action,
+            } => {
+                let doors = self.doors_matching(index);
+                if doors.is_empty() {
+                    return codes::BAD_PARAMETER;
+                }
+                for i in doors {
+                    let n = u32::from(self.doors[i].number);
+                    match action {
+                        OutputAction::Off => {
+                            self.doors[i].set_normal_open(false);
+                            self.log_plain(code::REMOTE_CLOSE, n);
+                        }
+                        OutputAction::For(d) => {
+                            self.doors[i].release(now, d);
+                            self.drive_outputs(now);
+                            self.log_plain(code::REMOTE_OPEN, n);
+                        }
+                        OutputAction::NormalOpen => {
+                            self.doors[i].set_normal_open(true);
+                            self.drive_outputs(now);
+                            self.log_plain(code::REMOTE_NORMAL_OPEN, n);
+                        }
+                    }
+                }
+                codes::OK
+            }
+            DoorCommand::Output {
+                target: OutputTarget::Aux,
+                index,
+                action,
+            } => {
+                let idx: Vec<usize> = if index == 0 {
+                    (0..self.aux.len()).collect()
+                } else {
+                    let i = usize::from(index) - 1;
+                    if i >= self.aux.len() {
+                        return codes::BAD_PARAMETER;
+                    }
+                    vec![i]
+                };
+                for i in idx {
+                    let n = u32::try_from(i + 1).unwrap_or(0);
+                    self.aux[i] = match action {
+                        OutputAction::Off => AuxDrive::Off,
+                        OutputAction::For(d) => AuxDrive::Until(now + d),
+                        OutputAction::NormalOpen => AuxDrive::On,
+                    };
+                    // 12 / 13: aux output enabled / disabled remotely.
+                    self.log_plain(if action == OutputAction::Off { 13 } else { 12 }, n);
+                }
+                codes::OK
+            }
+            DoorCommand::CancelAlarm { door } => {
+                let doors = self.doors_matching(door);
+                for i in doors {
+                    self.doors[i].alarms &=
+                        !(rtstate::alarm::FORCED_OPEN | rtstate::alarm::HELD_OPEN);
+                    let n = u32::from(self.doors[i].number);
+                    self.log_plain(code::ALARM_CANCELLED, n);
+                }
+                codes::OK
+            }
+            DoorCommand::NormalOpen { door, enable } => {
+                let doors = self.doors_matching(door);
+                if doors.is_empty() {
+                    return codes::BAD_PARAMETER;
+                }
+                for i in doors {
+                    let n = u32::from(self.doors[i].number);
+                    self.doors[i].set_normal_open(enable);
+                    // 11 / 10: the day's normal-open period enabled / disabled.
+                    self.log_plain(if enable { 11 } else { 10 }, n);
+                }
+                codes::OK
+            }
+            DoorCommand::Lock { door, locked } => {
+                let doors = self.doors_matching(door);
+                if doors.is_empty() {
+                    return codes::BAD_PARAMETER;
+                }
+                for i in doors {
+                    let n = u32::from(self.doors[i].number);
+                    self.doors[i].overrides = if locked {
+                        Override::LockedShut
+                    } else {
+                        Override::None
+                    };
+                    self.log_plain(
+                        if locked {
+                            code::REMOTE_LOCK
+                        } else {
+                            code::REMOTE_UNLOCK
+                        },
+                        n,
+                    );
+                }
+                codes::OK
+            }
+            DoorCommand::Emergency { all_open } => {
+                for i in 0..self.doors.len() {
+                    self.doors[i].overrides = if all_open {
+                        Override::HeldOpen
+                    } else {
+                        Override::LockedShut
+                    };
+                    let n = u32::from(self.doors[i].number);
+                    self.log_plain(
+                        if all_open {
+                            code::DUAL_ON
+                        } else {
+                            code::DUAL_OFF
+                        },
+                        n,
+                    );
+                }
+                codes::OK
+            }
+            DoorCommand::WiegandTest { start } => {
+                self.wiegand_test = start;
+                codes::OK
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Reading the server-fed rules (12.1.1 tables, door options) from SQLite.
+//!
+//! Every query is fixed text with bound values, prepared once per connection
+//! (`prepare_cached`) and served by an index (users.cardno, the leading `pin`
+//! of the UNIQUE keys, primary keys). A row that does not parse is skipped
+//! with a log line: bad rule data never stops a decision.
+
+use super::door::DoorSettings;
+use super::timezone::{day_kind, Holiday, TimeRule};
+use chrono::NaiveDateTime;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::time::Duration;
+
+/// A user as the engine needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub pin: String,
+    pub password: String,
+    /// 'YYYY-MM-DD HH:MM:SS' local time; `None` = no limit.
+    pub start_at: Option<String>,
+    pub end_at: Option<String>,
+    pub disabled: bool,
+}
+
+/// A card that identified nobody directly but is a multi-card user's card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraCard {
+    pub pin: String,
+    pub lost: bool,
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        pin: r.get(0)?,
+        password: r.get(1)?,
+        start_at: r.get(2)?,
+        end_at: r.get(3)?,
+        disabled: r.get::<_, Option<i64>>(4)?.unwrap_or(0) != 0,
+    })
+}
+
+/// The user whose card this is (`users.cardno`, decimal text).
+pub fn user_by_card(conn: &Connection, card: &str) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(
+        "SELECT pin, password, start_at, end_at, disable FROM users WHERE cardno = ?1 LIMIT 1",
+    )?
+    .query_row([card], user_from_row)
+    .optional()
+}
+
+pub fn user_by_pin(conn: &Connection, pin: &str) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(
+        "SELECT pin, password, start_at, end_at, disable FROM users WHERE pin = ?1",
+    )?
+    .query_row([pin], user_from_row)
+    .optional()
+}
+
+/// A card of `mulcarduser` (12.1.1.3). The table keeps CardNo as delivered
+/// (hexadecimal text), so both the decimal and the hex spelling are tried.
+pub fn extra_card(conn: &Connection, card: u64) -> rusqlite::Result<Option<ExtraCard>> {
+    let dec = card.to_string();
+    let hex = format!("{card:X}");
+    conn.prepare_cached(
+        "SELECT pin, loss_card_flag FROM multi_card_users
+         WHERE cardno = ?1 OR cardno = ?2 COLLATE NOCASE LIMIT 1",
+    )?
+    .query_row(params![dec, hex], |r| {
+        Ok(ExtraCard {
+            pin: r.get(0)?,
+            lost: r.get::<_, Option<i64>>(1)?.unwrap_or(0) != 0,
+        })
+    })
+    .optional()
+}
+
+/// The user's (time rule, door mask) pairs.
+pub fn authorizations(conn: &Connection, pin: &str) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT timezone_id, door_mask FROM user_authorizations WHERE pin = ?1")?;
+    let rows = stmt.query_map([pin], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Whether the user is a super user on this door (12.1.1.29; door 0 = all).
+pub fn is_super_user(conn: &Connection, pin: &str, door: u8) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM super_authorizations WHERE pin = ?1 AND (door_id = ?2 OR door_id = 0) LIMIT 1",
+        )?
+        .query_row(params![pin, door], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// A time rule by id; `None` when the server never sent it.
+pub fn time_rule(conn: &Connection, id: i64) -> rusqlite::Result<Option<TimeRule>> {
+    conn.prepare_cached(
+        "SELECT sun_time1, sun_time2, sun_time3, mon_time1, mon_time2, mon_time3,
+                tue_time1, tue_time2, tue_time3, wed_time1, wed_time2, wed_time3,
+                thu_time1, thu_time2, thu_time3, fri_time1, fri_time2, fri_time3,
+                sat_time1, sat_time2, sat_time3, hol1_time1, hol1_time2, hol1_time3,
+                hol2_time1, hol2_time2, hol2_time3, hol3_time1, hol3_time2, hol3_time3
+         FROM time_zones WHERE timezone_id = ?1",
+    )?
+    .query_row([id], |r| {
+        let mut raw = [0i64; 30];
+        for (i, v) in raw.iter_mut().enumerate() {
+            *v = r.get::<_, Option<i64>>(i)?.unwrap_or(0);
+        }
+        Ok(TimeRule::from_raw(&raw))
+    })
+    .optional()
+}
+
+/// Holiday rows that can match `date` (exact, or the same month and day).
+pub fn holidays_for(conn: &Connection, date: chrono::NaiveDate) -> rusqlite::Result<Vec<Holiday>> {
+    let ymd = date.format("%Y%m%d").to_string();
+    let md = date.format("%m%d").to_string();
+    let mut stmt = conn.prepare_cached(
+        "SELECT holiday, holiday_type, loop FROM holidays
+         WHERE holiday = ?1 OR (loop = 1 AND substr(holiday, 5, 4) = ?2)",
+    )?;
+    let rows = stmt.query_map(params![ymd, md], |r| {
+        let kind: Option<i64> = r.get(1)?;
+        Ok(Holiday {
+            date: r.get(0)?,
+            kind: kind.and_then(|k| u8::try_from(k).ok()).unwrap_or(0),
+            every_year: r.get::<_, Option<i64>>(2)? == Some(1),
+        })
+    })?;
+    rows.collect()
+}
+
+/// Whether time rule `id` covers `at`. A rule the server never sent covers
+/// nothing (and is logged), so a missing rule denies rather than opens.
+pub fn rule_covers(conn: &Connection, id: i64, at: NaiveDateTime) -> rusqlite::Result<bool> {
+    let Some(rule) = time_rule(conn, id)? else {
+        log::warn!("time rule {id} is referenced but was never delivered; it covers nothing");
+        return Ok(false);
+    };
+    let today = at.date();
+    let yesterday = today.pred_opt().unwrap_or(today);
+    let kt = day_kind(today, &holidays_for(conn, today)?);
+    let ky = day_kind(yesterday, &holidays_for(conn, yesterday)?);
+    Ok(rule.covers(at, kt, ky))
+}
+
+/// A door parameter: `Door<n><Name>` from SET OPTIONS, else `DoorParameters`
+/// (12.1.1.17) row `ID=n Name=Door<Name>`.
+pub fn door_param(conn: &Connection, door: u8, name: &str) -> rusqlite::Result<Option<String>> {
+    let key = format!("Door{door}{name}");
+    let from_options: Option<String> = conn
+        .prepare_cached("SELECT value FROM options WHERE key = ?1")?
+        .query_row([&key], |r| r.get(0))
+        .optional()?;
+    if from_options.is_some() {
+        return Ok(from_options);
+    }
+    conn.prepare_cached(
+        "SELECT value FROM door_parameters WHERE id = ?1 AND (name = ?2 COLLATE NOCASE OR name = ?3 COLLATE NOCASE) LIMIT 1",
+    )?
+    .query_row(params![door, format!("Door{name}"), key], |r| r.get(0))
+    .optional()
+}
+
+/// A door parameter as a number; an unparsable value is logged and ignored.
+pub fn door_number(conn: &Connection, door: u8, name: &str) -> rusqlite::Result<Option<i64>> {
+    Ok(
+        door_param(conn, door, name)?.and_then(|v| match v.trim().parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) if v.trim().is_empty() => None,
+            Err(_) => {
+                log::warn!("door {door} parameter {name}={v:?} is not a number; using the default");
+                None
+            }
+        }),
+    )
+}
+
+/// A device option as a number (`AntiPassback`, `InterLock`, …).
+pub fn option_number(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
+    let v: Option<String> = conn
+        .prepare_cached("SELECT value FROM options WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    Ok(v.and_then(|v| v.trim().parse().ok()))
+}
+
+/// The door's settings, with Appendix 10's defaults.
+pub fn door_settings(
+    conn: &Connection,
+    door: u8,
+    board_has_sensor: bool,
+) -> rusqlite::Result<DoorSettings> {
+    let secs = |n: i64| Duration::from_secs(u64::try_from(n.clamp(0, 254)).unwrap_or(0));
+    let d = DoorSettings::default();
+    Ok(DoorSettings {
+        drive_time: door_number(conn, door, "Drivertime")?
+            .map(secs)
+            .unwrap_or(d.drive_time),
+        // Without DoorSensorType, a door whose board wires a contact uses it.
+        has_sensor: board_has_sensor && door_number(conn, door, "SensorType")? != Some(0),
+        held_open_after: door_number(conn, door, "Detectortime")?
+            .filter(|n| *n > 0)
+            .map(secs),
+        close_and_lock: door_number(conn, door, "CloseAndLock")?
+            .map_or(d.close_and_lock, |v| v != 0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn door_parameters_come_from_options_then_door_table_then_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let c = s.conn();
+        assert_eq!(door_settings(c, 1, true).unwrap(), DoorSettings::default());
+        c.execute(
+            "INSERT INTO door_parameters(id, name, value) VALUES (1, 'DoorDrivertime', '7'), (1, 'DoorDetectortime', 'x')",
+            [],
+        )
+        .unwrap();
+        s.set_option("Door1SensorType", "0").unwrap();
+        let d = door_settings(c, 1, true).unwrap();
+        assert_eq!(d.drive_time, Duration::from_secs(7));
+        assert!(!d.has_sensor);
+        assert_eq!(d.held_open_after, None, "unparsable is ignored");
+        s.set_option("Door1Drivertime", "2").unwrap();
+        assert_eq!(
+            door_settings(c, 1, true).unwrap().drive_time,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            door_settings(c, 2, true).unwrap().drive_time,
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn a_missing_rule_covers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let at = chrono::NaiveDate::from_ymd_opt(2024, 5, 6)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        assert!(!rule_covers(s.conn(), 9, at).unwrap());
+        s.conn()
+            .execute(
+                "INSERT INTO time_zones(timezone_id, mon_time1) VALUES (9, 2359)",
+                [],
+            )
+            .unwrap();
+        assert!(rule_covers(s.conn(), 9, at).unwrap());
+    }
+}
