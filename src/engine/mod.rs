@@ -617,17 +617,7 @@ impl Engine {
             Decoded::Card {
                 number, site_code, ..
             } => {
-                self.on_card(door, direction, number, site_code, now);
-                if let Some(probe) = &self.setup.grant_probe {
-                    let i = self.door_index(door).unwrap_or(0);
-                    if self.outputs.locks.get(i).is_some_and(|o| o.is_on()) {
-                        let _ = probe.send(GrantTiming {
-                            last_edge: frame.last_edge.at,
-                            received: now,
-                            relay_set: Instant::now(),
-                        });
-                    }
-                }
+                self.on_card(door, direction, number, site_code, now, frame.last_edge.at);
             }
             Decoded::Keys(keys) => {
                 log::info!("reader {reader}: keys {keys:?} (keypad verification is not built yet)");
@@ -648,6 +638,7 @@ impl Engine {
         number: u64,
         site: Option<u32>,
         now: Instant,
+        last_edge: Instant,
     ) {
         let card = number.to_string();
         let at = self.setup.clock.now_local();
@@ -665,6 +656,13 @@ impl Engine {
                 self.doors[i].release(now, drive);
                 self.last_punch.insert((pin.clone(), door), now);
                 self.drive_outputs(now);
+                if let Some(probe) = &self.setup.grant_probe {
+                    let _ = probe.send(GrantTiming {
+                        last_edge,
+                        received: now,
+                        relay_set: Instant::now(),
+                    });
+                }
             }
         }
         let event = match verdict {

@@ -1,0 +1,345 @@
+//! Card-read-to-relay latency of the access-control engine on the sim HAL,
+//! with 100,000 users and 100,000 authorisations stored: idle, and while a
+//! bulk DATA sync (1,000-record DATA UPDATE user commands through the real
+//! executor, on its own connection, back to back) writes to the same
+//! database. Then the idle CPU of the running `lintel` binary over 60 s.
+//!
+//! Frames are played onto the sim's D0/D1 lines (the real capture code, 25 ms
+//! frame gap). Two figures per run:
+//! - decision: the engine receiving the frame → the lock relay set (rules
+//!   read from SQLite, decision, output driven);
+//! - card read: the frame's end (last edge + the 25 ms gap that defines it)
+//!   → relay set, which adds the capture's poll and the channel hops.
+//!
+//! Prints figures only. `cargo bench --bench engine_latency`
+//! (env `ENGINE_BENCH_SWIPES`, default 2000; `ENGINE_BENCH_CPU_SECS`, default 60).
+
+use lintel::clock::DeviceClock;
+use lintel::commands::executors::{install, ExecutorEnv};
+use lintel::commands::{CommandContext, Dispatcher};
+use lintel::engine::{
+    self, DoorCommand, EngineSetup, GrantTiming, OutputAction, OutputTarget, SystemMonotonic,
+};
+use lintel::platform::RecordingPlatform;
+use lintel::protocol::{parse_getrequest, ProtocolVersion};
+use lintel::session::link::{LinkError, ServerLink};
+use lintel::session::transport::HttpReply;
+use lintel::store::Store;
+use lintel_hal::board::BoardConfig;
+use lintel_hal::sim::Pace;
+use rusqlite::params;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::channel;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RECORDS: u32 = 100_000;
+const FRAME_GAP: Duration = Duration::from_millis(25);
+
+fn board() -> BoardConfig {
+    BoardConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("board-configs/sim-4door.toml"))
+        .expect("board")
+}
+
+/// 100,000 users (card = pin = i) and their authorisations, one time rule.
+fn fill(store: &mut Store) {
+    let conn = store.conn_mut();
+    let tx = conn.transaction().expect("tx");
+    {
+        let mut u = tx
+            .prepare("INSERT INTO users(pin, cardno, name) VALUES (?1, ?2, ?3)")
+            .expect("prepare");
+        let mut a = tx
+            .prepare("INSERT INTO user_authorizations(pin, timezone_id, door_mask, dev_id) VALUES (?1, 1, 15, 1)")
+            .expect("prepare");
+        for i in 1..=RECORDS {
+            u.execute(params![i.to_string(), i.to_string(), format!("User {i}")])
+                .expect("user");
+            a.execute(params![i.to_string()]).expect("authorisation");
+        }
+        tx.execute(
+            "INSERT INTO time_zones(timezone_id, sun_time1, mon_time1, tue_time1, wed_time1, thu_time1, fri_time1, sat_time1)
+             VALUES (1, 2359, 2359, 2359, 2359, 2359, 2359, 2359)",
+            [],
+        )
+        .expect("time rule");
+    }
+    tx.commit().expect("commit");
+}
+
+struct NullLink;
+
+impl ServerLink for NullLink {
+    fn serial(&self) -> &str {
+        "BENCH"
+    }
+    fn get(&mut self, _: &str) -> Result<HttpReply, LinkError> {
+        Err(LinkError::Status {
+            status: 501,
+            endpoint: String::new(),
+        })
+    }
+    fn post(&mut self, _: &str, _: &[u8]) -> Result<HttpReply, LinkError> {
+        Err(LinkError::Status {
+            status: 501,
+            endpoint: String::new(),
+        })
+    }
+    fn download(
+        &mut self,
+        _: &str,
+        _: &[(&str, String)],
+        _: &mut dyn std::io::Write,
+    ) -> Result<HttpReply, LinkError> {
+        Err(LinkError::Status {
+            status: 501,
+            endpoint: String::new(),
+        })
+    }
+    fn keepalive(&mut self) {}
+    fn max_package_size(&self) -> usize {
+        1 << 20
+    }
+    fn protocol_version(&self) -> ProtocolVersion {
+        ProtocolVersion::new(3, 1, 2)
+    }
+    fn base_url(&self) -> &str {
+        "http://null"
+    }
+}
+
+/// DATA UPDATE user commands of 1,000 records, rewriting the stored users,
+/// until `stop`. Returns how many commands were applied.
+fn data_sync(dir: &Path, stop: Arc<AtomicBool>) -> usize {
+    let mut store = Store::open(dir).expect("store");
+    let mut dispatcher = Dispatcher::new();
+    install(
+        &mut dispatcher,
+        &ExecutorEnv {
+            data_dir: dir.to_owned(),
+            serial: "BENCH".into(),
+            ..Default::default()
+        },
+    );
+    let clock = DeviceClock::new(0);
+    let platform = RecordingPlatform::new();
+    let mut link = NullLink;
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let start = (n % 100) * 1000 + 1;
+        let body: Vec<String> = (start..start + 1000)
+            .map(|i| format!("CardNo={i}\tPin={i}\tPassword=\tGroup=1\tStartTime=0\tEndTime=0\tName=Synced {n}\tPrivilege=0"))
+            .collect();
+        let (lines, _) = parse_getrequest(&format!("C:{n}:DATA UPDATE user {}", body.join("\n")));
+        let command = lintel::protocol::command::Command::classify(&lines[0]);
+        let mut ctx = CommandContext {
+            store: &mut store,
+            link: &mut link,
+            clock: &clock,
+            platform: &platform,
+        };
+        let out = dispatcher.execute(&command, &mut ctx);
+        assert_eq!(out.ret, 0, "DATA UPDATE applies");
+        n += 1;
+    }
+    n
+}
+
+/// The `per_mille`-th value of a sorted list (nearest rank).
+fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() - 1) * per_mille + 500) / 1000;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn report(label: &str, mut decision: Vec<Duration>, mut card: Vec<Duration>) {
+    decision.sort();
+    card.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{label:<28} n={:<5} decision p50 {:.3} ms p99 {:.3} ms max {:.3} ms | card read→relay p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
+        decision.len(),
+        ms(percentile(&decision, 500)),
+        ms(percentile(&decision, 990)),
+        ms(decision.last().copied().unwrap_or_default()),
+        ms(percentile(&card, 500)),
+        ms(percentile(&card, 990)),
+        ms(card.last().copied().unwrap_or_default()),
+    );
+}
+
+fn run_swipes(
+    hal: &lintel_hal::Hal,
+    board: &BoardConfig,
+    engine: &engine::EngineHandle,
+    probe: &std::sync::mpsc::Receiver<GrantTiming>,
+    swipes: u32,
+    first_card: u32,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let sim = hal.sim_board().expect("sim board");
+    let mut decision = Vec::new();
+    let mut card = Vec::new();
+    for k in 0..swipes {
+        let reader = u8::try_from(k % 4 + 1).unwrap_or(1);
+        let r = board.reader(reader).expect("reader");
+        let format = board.reader_format(r).expect("format");
+        // Cards 1..65535 fit wiegand26; each swipe is a different user.
+        let number = (first_card + k) % 65_000 + 1;
+        let bits = format.encode(u64::from(number), None).expect("encode");
+        sim.play_bits(reader, &bits, Pace::Immediate).expect("play");
+        match probe.recv_timeout(Duration::from_secs(5)) {
+            Ok(t) => {
+                decision.push(t.relay_set.saturating_duration_since(t.received));
+                card.push(
+                    t.relay_set
+                        .saturating_duration_since(t.last_edge + FRAME_GAP),
+                );
+            }
+            Err(_) => println!("swipe {k} (card {number}, reader {reader}) was not granted"),
+        }
+        // Relock so the next grant drives the relay again.
+        let code = engine.command(
+            DoorCommand::Output {
+                target: OutputTarget::Lock,
+                index: r.door,
+                action: OutputAction::Off,
+            },
+            Duration::from_secs(5),
+        );
+        assert_eq!(code, 0);
+    }
+    (decision, card)
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn idle_cpu(secs: u64) {
+    let server = lintel_refserver::RefServer::start(lintel_refserver::ServerConfig::default())
+        .expect("server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("lintel.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[device]\nserial = \"BENCHCPU01\"\ndata_dir = \"{}\"\nboard = \"{}\"\n[server]\nurl = \"{}\"\n",
+            dir.path().join("data").display(),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("board-configs/sim-4door.toml")
+                .display(),
+            server.url()
+        ),
+    )
+    .expect("config");
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/lintel");
+    let exe = if exe.exists() {
+        exe
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/lintel")
+    };
+    let mut child = std::process::Command::new(&exe)
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lintel runs");
+    // Let it connect and settle before measuring.
+    std::thread::sleep(Duration::from_secs(5));
+    let hz = 100.0; // USER_HZ on Linux
+    let t0 = cpu_ticks(child.id());
+    let w0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let t1 = cpu_ticks(child.id());
+    let wall = w0.elapsed().as_secs_f64();
+    let _ = child.kill();
+    let _ = child.wait();
+    match (t0, t1) {
+        (Some(a), Some(b)) => println!(
+            "idle CPU of {} over {wall:.0} s (server polls every RequestDelay): {:.2}% of one core",
+            exe.display(),
+            (b - a) as f64 / hz / wall * 100.0
+        ),
+        _ => println!("idle CPU: /proc not readable"),
+    }
+}
+
+fn main() {
+    let swipes: u32 = std::env::var("ENGINE_BENCH_SWIPES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let cpu_secs: u64 = std::env::var("ENGINE_BENCH_CPU_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("store");
+    let t = Instant::now();
+    fill(&mut store);
+    println!(
+        "stored {RECORDS} users and {RECORDS} authorisations in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    // Relays only: one long punch interval per user would refuse repeats.
+    for door in 1..=4 {
+        store
+            .set_option(&format!("Door{door}Intertime"), "0")
+            .expect("option");
+    }
+    drop(store);
+
+    let board = board();
+    let (input_tx, input_rx) = channel();
+    let mut hal = lintel_hal::open(&board, dir.path(), input_tx).expect("sim HAL");
+    let (probe_tx, probe_rx) = channel();
+    let (engine, thread) = engine::start(
+        EngineSetup {
+            board: board.clone(),
+            serial: "BENCH".into(),
+            clock: Arc::new(DeviceClock::new(0)),
+            monotonic: Arc::new(SystemMonotonic),
+            session: None,
+            rtstate_period: Duration::from_secs(60),
+            grant_probe: Some(probe_tx),
+        },
+        Store::open(dir.path()).expect("store"),
+        engine::Outputs {
+            locks: std::mem::take(&mut hal.locks),
+            aux_out: std::mem::take(&mut hal.aux_out),
+        },
+        input_rx,
+    )
+    .expect("engine");
+
+    // Warm-up (page cache, prepared statements).
+    run_swipes(&hal, &board, &engine, &probe_rx, 50, 60_000);
+    let (d, c) = run_swipes(&hal, &board, &engine, &probe_rx, swipes, 1);
+    report("idle", d, c);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sync = {
+        let stop = stop.clone();
+        let dir = dir.path().to_owned();
+        std::thread::spawn(move || data_sync(&dir, stop))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let (d, c) = run_swipes(&hal, &board, &engine, &probe_rx, swipes, 20_000);
+    stop.store(true, Ordering::Relaxed);
+    let applied = sync.join().expect("sync thread");
+    report("during bulk DATA sync", d, c);
+    println!("  (the sync applied {applied} DATA UPDATE user commands of 1,000 records meanwhile)");
+
+    engine.shutdown();
+    let _ = thread.join();
+    drop(hal);
+    idle_cpu(cpu_secs);
+}
