@@ -642,7 +642,11 @@ impl Engine {
     ) {
         let card = number.to_string();
         let at = self.setup.clock.now_local();
-        let (pin, verdict) = match self.decide_card(door, &card, number, at, now) {
+        let inout: u32 = match direction {
+            ReaderDirection::In => 0,
+            ReaderDirection::Out => 1,
+        };
+        let (pin, verdict) = match self.decide_card(door, inout, &card, number, at, now) {
             Ok(v) => v,
             Err(e) => {
                 // Without readable rules nothing can be granted; the event says why.
@@ -656,6 +660,7 @@ impl Engine {
                 self.doors[i].release(now, drive);
                 self.last_punch.insert((pin.clone(), door), now);
                 self.drive_outputs(now);
+                self.remember_passage(&pin, door, inout, at);
                 if let Some(probe) = &self.setup.grant_probe {
                     let _ = probe.send(GrantTiming {
                         last_edge,
@@ -676,18 +681,30 @@ impl Engine {
             linkid: 0,
             eventaddr: u32::from(door),
             event,
-            inoutstatus: match direction {
-                ReaderDirection::In => 0,
-                ReaderDirection::Out => 1,
-            },
+            inoutstatus: inout,
             // Appendix 3: 4 = card only, the method that identified the user.
             verifytype: "4".into(),
         });
     }
 
+    /// Persists the passage for anti-passback when the door uses it.
+    fn remember_passage(&self, pin: &str, door: u8, inout: u32, at: chrono::NaiveDateTime) {
+        let conn = self.store.conn();
+        match rules::door_number(conn, door, "InOutAntiPassback") {
+            Ok(Some(mode)) if mode > 0 => {
+                if let Err(e) = rules::apb_record(conn, pin, door, inout, &format_record_time(at)) {
+                    log::error!("door {door}: cannot remember user {pin}'s passage for APB: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::error!("door {door}: cannot read DoorInOutAntiPassback: {e}"),
+        }
+    }
+
     fn decide_card(
         &mut self,
         door: u8,
+        inout: u32,
         card: &str,
         number: u64,
         at: chrono::NaiveDateTime,
@@ -706,7 +723,7 @@ impl Engine {
             },
         };
         let pin = user.pin.clone();
-        let verdict = self.authorize(door, &user, at, now)?;
+        let verdict = self.authorize(door, inout, &user, at, now)?;
         Ok((pin, verdict))
     }
 
@@ -715,6 +732,7 @@ impl Engine {
     fn authorize(
         &self,
         door: u8,
+        inout: u32,
         user: &rules::User,
         at: chrono::NaiveDateTime,
         now: Instant,
@@ -773,6 +791,19 @@ impl Engine {
                 if now < *last + gap {
                     return Ok(Verdict::Deny(20));
                 }
+            }
+        }
+        // DoorInOutAntiPassback: 1 in, 2 out, 3 both. A second passage in the
+        // same direction without the opposite one between is refused (24).
+        let apb = rules::door_number(conn, door, "InOutAntiPassback")?.unwrap_or(0);
+        if apb > 0 {
+            let guarded = if inout == 0 {
+                apb & 1 != 0
+            } else {
+                apb & 2 != 0
+            };
+            if guarded && rules::apb_last(conn, &user.pin, door)? == Some(inout) {
+                return Ok(Verdict::Deny(24));
             }
         }
         if self.doors[i].is_normal_open() {

@@ -187,6 +187,29 @@ pub fn option_number(conn: &Connection, key: &str) -> rusqlite::Result<Option<i6
     Ok(v.and_then(|v| v.trim().parse().ok()))
 }
 
+/// The direction of the user's last granted passage at this door (APB).
+pub fn apb_last(conn: &Connection, pin: &str, door: u8) -> rusqlite::Result<Option<u32>> {
+    conn.prepare_cached("SELECT direction FROM engine_apb WHERE pin = ?1 AND door = ?2")?
+        .query_row(params![pin, door], |r| r.get(0))
+        .optional()
+}
+
+/// Remembers a granted passage (persisted: APB holds across restarts).
+pub fn apb_record(
+    conn: &Connection,
+    pin: &str,
+    door: u8,
+    direction: u32,
+    at: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO engine_apb(pin, door, direction, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(pin, door) DO UPDATE SET direction = excluded.direction, at = excluded.at",
+    )?
+    .execute(params![pin, door, direction, at])?;
+    Ok(())
+}
+
 /// The door's settings, with Appendix 10's defaults.
 pub fn door_settings(
     conn: &Connection,

@@ -22,6 +22,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "data tables",
         sql: include_str!("migrations/0002_tables.sql"),
     },
+    Migration {
+        version: 3,
+        name: "engine state",
+        sql: include_str!("migrations/0003_engine.sql"),
+    },
 ];
 
 pub(super) fn latest_version() -> i64 {
