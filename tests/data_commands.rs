@@ -709,7 +709,7 @@ fn failed_commands_and_post_back_go_to_the_error_log() {
     );
     let batch = h.store.outbox_batch(1 << 20).unwrap().unwrap();
     assert_eq!(batch.channel, "tabledata/errorlog");
-    let line = &batch.items[0].body;
+    let line = batch.records().next().unwrap();
     assert!(line.starts_with("errorlog errcode=D01E0620\terrmsg=user.Group: not a number\tdataorigin=cmd\tcmdid=77\tadditional="), "{line}");
     h.store.outbox_remove(&batch).unwrap();
     // PostBackTmpFlag=1: no template can be extracted here; 10.12 says so.
@@ -718,8 +718,10 @@ fn failed_commands_and_post_back_go_to_the_error_log() {
         0
     );
     let batch = h.store.outbox_batch(1 << 20).unwrap().unwrap();
-    assert!(batch.items[0]
-        .body
+    assert!(batch
+        .records()
+        .next()
+        .unwrap()
         .starts_with("errorlog errcode=D01E0006\t"));
     h.store.outbox_remove(&batch).unwrap();
     // Before 3.1.2 the error is logged but not uploaded.
@@ -760,7 +762,7 @@ fn device_uploads_use_the_section_10_record_formats() {
     assert!(uploads::queue_table_upload(&mut h.store, "timezone", &[]).is_err());
     let mut got = Vec::new();
     while let Some(b) = h.store.outbox_batch(1 << 20).unwrap() {
-        got.push((b.channel.clone(), b.body()));
+        got.push((b.channel.clone(), b.body.clone()));
         h.store.outbox_remove(&b).unwrap();
     }
     assert_eq!(

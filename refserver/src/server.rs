@@ -422,6 +422,7 @@ fn respond(
         status: resp.as_ref().map_or(0, |r| r.status),
         token,
         fault: fault.map(|f| format!("{f:?}")),
+        handled_at: std::time::Instant::now(),
     });
     (resp, cfg.framing)
 }

@@ -158,6 +158,8 @@ pub struct RequestLog {
     pub token: Option<TokenCheck>,
     /// The fault applied, if any (debug text).
     pub fault: Option<String>,
+    /// When the server had handled it (for rates measured at the server).
+    pub handled_at: std::time::Instant,
 }
 
 impl RequestLog {

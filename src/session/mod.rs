@@ -487,21 +487,38 @@ impl Session {
             .max_package_size
             .saturating_sub(BATCH_HEADROOM)
             .max(1024);
-        while let Some(batch) = self.store.outbox_batch(limit)? {
+        loop {
+            let t0 = Instant::now();
+            let Some(batch) = self.store.outbox_batch(limit)? else {
+                break;
+            };
+            let t1 = Instant::now();
             self.drain_inputs()?;
             self.upload_batch(&batch)?;
+            let t2 = Instant::now();
             self.store.outbox_remove(&batch)?;
+            log::debug!(
+                "uploaded {} {} records: read {:?}, post {:?}, remove {:?}",
+                batch.count,
+                batch.channel,
+                t1 - t0,
+                t2 - t1,
+                t2.elapsed()
+            );
             self.last_upload = Instant::now();
+            self.store.outbox_compact(false)?;
             // 9: during a long upload the heartbeat is kept with ping.
             self.conn.keepalive();
         }
         self.last_upload = Instant::now();
+        // Everything accepted: drop the acknowledged rows now that nothing waits.
+        self.store.outbox_compact(true)?;
         Ok(())
     }
 
     fn upload_batch(&mut self, batch: &OutboxBatch) -> Result<(), SessionError> {
         let sn = &self.setup.serial;
-        let count = batch.items.len();
+        let count = batch.count;
         let pq = match batch.channel.split_once('/') {
             Some(("tabledata", name)) => {
                 format!("/iclock/cdata?SN={sn}&table=tabledata&tablename={name}&count={count}")
@@ -510,7 +527,7 @@ impl Session {
         };
         let reply = self
             .conn
-            .request(Method::Post, &pq, batch.body().as_bytes())?;
+            .request(Method::Post, &pq, batch.body.as_bytes())?;
         if !reply.is_success() {
             return Err(self.status_error(reply.status, &link::endpoint_of(&pq)));
         }

@@ -180,7 +180,7 @@ mod tests {
         let batch = s.outbox_batch(1 << 20).unwrap().unwrap();
         assert_eq!(batch.channel, "rtlog");
         assert_eq!(
-            batch.items[0].body,
+            batch.records().next().unwrap(),
             format!("time=2024-01-01 00:00:00\tpin=0\tcardno=0\tsitecode=0\tlinkid=0\teventaddr=1\tevent=27\tinoutstatus=0\tverifytype=200\tindex={idx}")
         );
         let back = s.events_between(0, u64::MAX, 10).unwrap();

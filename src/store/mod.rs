@@ -11,7 +11,7 @@ mod outbox;
 mod results;
 
 pub use events::{EventRecord, NewEvent};
-pub use outbox::{OutboxBatch, OutboxItem};
+pub use outbox::{OutboxBatch, ACKED_THROUGH_KEY};
 pub use results::StoredResult;
 
 use rusqlite::{Connection, OptionalExtension};
@@ -49,6 +49,8 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Cached outbox acknowledgement watermark (see `outbox.rs`).
+    acked_through: std::cell::Cell<Option<i64>>,
 }
 
 impl Store {
@@ -83,6 +85,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_owned(),
+            acked_through: std::cell::Cell::new(None),
         })
     }
 

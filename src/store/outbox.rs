@@ -3,39 +3,35 @@
 use super::{Store, StoreError};
 use rusqlite::params;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxItem {
-    pub id: i64,
-    pub body: String,
-}
-
-/// Consecutive outbox rows of one channel that go in one request.
+/// Consecutive outbox rows of one channel that go in one request, already
+/// joined: one string, not a row each, since a batch can hold thousands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxBatch {
     pub channel: String,
-    pub items: Vec<OutboxItem>,
+    /// The request body: the records joined by LF.
+    pub body: String,
+    pub first_id: i64,
+    pub last_id: i64,
+    pub count: usize,
 }
 
 impl OutboxBatch {
-    /// The request body: records joined by LF.
-    pub fn body(&self) -> String {
-        let mut out = String::with_capacity(self.items.iter().map(|i| i.body.len() + 1).sum());
-        for (n, item) in self.items.iter().enumerate() {
-            if n > 0 {
-                out.push('\n');
-            }
-            out.push_str(&item.body);
-        }
-        out
-    }
-
-    pub fn last_id(&self) -> i64 {
-        self.items.last().map_or(0, |i| i.id)
+    /// The records of the batch.
+    pub fn records(&self) -> impl Iterator<Item = &str> {
+        self.body.split('\n')
     }
 }
 
 /// How many rows one batch query looks at; bounds memory on a huge backlog.
 const SCAN_ROWS: i64 = 10_000;
+
+/// The option key holding the highest outbox id the server has accepted.
+/// Rows up to it are deleted in bulk later (see [`Store::outbox_compact`]),
+/// so acknowledging a batch is one tiny write instead of a large delete.
+pub const ACKED_THROUGH_KEY: &str = "~OutboxAckedThrough";
+
+/// Acknowledged rows kept before a compaction is due.
+const COMPACT_AFTER_ROWS: i64 = 50_000;
 
 impl Store {
     /// Queues one record for upload on `channel`.
@@ -61,61 +57,118 @@ impl Store {
         Ok(id)
     }
 
-    /// The oldest rows, as long as they share the first row's channel and
-    /// their bodies fit in `max_bytes` (at least one row is always returned).
+    /// The highest outbox id the server has accepted (0 when none).
+    pub fn outbox_acked_through(&self) -> Result<i64, StoreError> {
+        if let Some(v) = self.acked_through.get() {
+            return Ok(v);
+        }
+        let v = self
+            .option(ACKED_THROUGH_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.acked_through.set(Some(v));
+        Ok(v)
+    }
+
+    /// The oldest unacknowledged rows, as long as they share the first row's
+    /// channel and their bodies fit in `max_bytes` (at least one row is
+    /// always returned).
     pub fn outbox_batch(&self, max_bytes: usize) -> Result<Option<OutboxBatch>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, channel, body FROM outbox ORDER BY id LIMIT ?1")?;
-        let mut rows = stmt.query([SCAN_ROWS])?;
+        let acked = self.outbox_acked_through()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, channel, body FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![acked, SCAN_ROWS])?;
         let mut batch: Option<OutboxBatch> = None;
-        let mut size = 0usize;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
-            let channel: String = row.get(1)?;
-            let body: String = row.get(2)?;
+            let text = |i: usize| -> Result<&str, StoreError> {
+                row.get_ref(i)?.as_str().map_err(|e| {
+                    StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(
+                        i,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    ))
+                })
+            };
+            let channel = text(1)?;
+            let body = text(2)?;
             match &mut batch {
                 None => {
-                    size = body.len();
+                    let mut text = String::with_capacity(max_bytes.min(4 << 20));
+                    text.push_str(body);
                     batch = Some(OutboxBatch {
-                        channel,
-                        items: vec![OutboxItem { id, body }],
+                        channel: channel.to_owned(),
+                        body: text,
+                        first_id: id,
+                        last_id: id,
+                        count: 1,
                     });
                 }
                 Some(b) => {
-                    if b.channel != channel || size + 1 + body.len() > max_bytes {
+                    if b.channel != channel || b.body.len() + 1 + body.len() > max_bytes {
                         break;
                     }
-                    size += 1 + body.len();
-                    b.items.push(OutboxItem { id, body });
+                    b.body.push('\n');
+                    b.body.push_str(body);
+                    b.last_id = id;
+                    b.count += 1;
                 }
             }
         }
         Ok(batch)
     }
 
-    /// Removes the rows of an accepted batch.
+    /// Records that the server accepted a batch. Batches are taken oldest
+    /// first without gaps, so every row up to its last id has been accepted.
     ///
     /// This commit is not synced to disk on its own: losing it in a power
     /// cut only means the batch is sent again, with the same indexes, which
     /// is harmless; the next synced commit makes it durable anyway (WAL keeps
     /// commits in order). Event inserts stay fully synced.
     pub fn outbox_remove(&self, batch: &OutboxBatch) -> Result<(), StoreError> {
-        let first = batch.items.first().map_or(0, |i| i.id);
+        let last = batch.last_id;
+        if last <= self.outbox_acked_through()? {
+            return Ok(());
+        }
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self.conn.execute(
-            "DELETE FROM outbox WHERE id >= ?1 AND id <= ?2 AND channel = ?3",
-            params![first, batch.last_id(), batch.channel],
-        );
+        let result = self.set_option(ACKED_THROUGH_KEY, &last.to_string());
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        result?;
+        self.acked_through.set(Some(last));
+        Ok(())
+    }
+
+    /// Deletes acknowledged rows when enough have gathered (`force`: any).
+    pub fn outbox_compact(&self, force: bool) -> Result<(), StoreError> {
+        let acked = self.outbox_acked_through()?;
+        if !force {
+            let oldest: Option<i64> =
+                self.conn
+                    .query_row("SELECT MIN(id) FROM outbox", [], |r| r.get(0))?;
+            // Nothing to delete, or too little to be worth a large write.
+            let due = oldest.is_some_and(|o| o <= acked - COMPACT_AFTER_ROWS);
+            if !due {
+                return Ok(());
+            }
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = self
+            .conn
+            .execute("DELETE FROM outbox WHERE id <= ?1", [acked]);
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         result?;
         Ok(())
     }
 
+    /// Rows not yet accepted by the server.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+        let acked = self.outbox_acked_through()?;
+        let n: i64 =
+            self.conn
+                .query_row("SELECT COUNT(*) FROM outbox WHERE id > ?1", [acked], |r| {
+                    r.get(0)
+                })?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -133,13 +186,10 @@ mod tests {
         s.push_outbox("rtstate", "s=1").unwrap();
         s.push_outbox("rtlog", "a=3").unwrap();
         let b = s.outbox_batch(1000).unwrap().unwrap();
-        assert_eq!(
-            (b.channel.as_str(), b.body()),
-            ("rtlog", "a=1\na=2".to_string())
-        );
+        assert_eq!((b.channel.as_str(), b.body.as_str()), ("rtlog", "a=1\na=2"));
         // A tiny limit still yields one row.
         let b1 = s.outbox_batch(1).unwrap().unwrap();
-        assert_eq!(b1.items.len(), 1);
+        assert_eq!(b1.count, 1);
         s.outbox_remove(&b).unwrap();
         let b = s.outbox_batch(1000).unwrap().unwrap();
         assert_eq!(b.channel, "rtstate");
@@ -147,7 +197,7 @@ mod tests {
         s.outbox_remove(&s.outbox_batch(1000).unwrap().unwrap())
             .unwrap();
         let b = s.outbox_batch(1000).unwrap().unwrap();
-        assert_eq!(b.body(), "s=2");
+        assert_eq!(b.body, "s=2");
         s.outbox_remove(&b).unwrap();
         assert_eq!(s.outbox_len().unwrap(), 0);
     }

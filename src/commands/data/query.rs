@@ -252,9 +252,20 @@ pub(crate) fn parse_query_args(rest: &str) -> Result<QueryArgs<'_>, DataError> {
 /// in index order from the outbox, so everything from the oldest pending
 /// rtlog record on is "new" (12.1.4.3, filter=NewRecord).
 fn first_unuploaded_event(conn: &Connection) -> Result<Option<i64>, DataError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT body FROM outbox WHERE channel = 'rtlog' ORDER BY id LIMIT 1")?;
-    let mut rows = stmt.query([])?;
+    // Rows up to the acknowledgement watermark were accepted already.
+    let acked: i64 = conn
+        .query_row(
+            "SELECT value FROM options WHERE key = ?1",
+            [crate::store::ACKED_THROUGH_KEY],
+            |r| r.get::<_, String>(0),
+        )
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM outbox WHERE channel = 'rtlog' AND id > ?1 ORDER BY id LIMIT 1",
+    )?;
+    let mut rows = stmt.query([acked])?;
     let Some(row) = rows.next()? else {
         return Ok(None);
     };
