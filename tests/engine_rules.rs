@@ -47,3 +47,184 @@ fn in_apb_refuses_a_second_entry_also_after_a_restart() {
     assert!(!rig.state().locks[0]);
     assert_eq!(rig.events("0").len(), 1);
 }
+
+/// A user with a card and a keypad password.
+fn user_with_password(pin: &str, card: u64, password: &str) -> String {
+    format!("DATA UPDATE user CardNo={card}\tPin={pin}\tPassword={password}\tGroup=0\tStartTime=0\tEndTime=0\tName=User {pin}\tPrivilege=0")
+}
+
+/// An identification record at 2024-05-06 `hms` on a door's entry reader.
+fn id_event<'a>(
+    hms: &'a str,
+    pin: &'a str,
+    card: &'a str,
+    door: &'a str,
+    event: &'a str,
+    verifytype: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("time", hms),
+        ("pin", pin),
+        ("cardno", card),
+        ("sitecode", "0"),
+        ("linkid", "0"),
+        ("eventaddr", door),
+        ("event", event),
+        ("inoutstatus", "0"),
+        ("verifytype", verifytype),
+    ]
+}
+
+fn codes(rig: &Rig) -> Vec<String> {
+    rig.scenario_events()
+        .iter()
+        .filter_map(|r| r.get("event").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn card_and_password_waits_for_the_password_and_times_out_with_75() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_with_password("1", 4660, "1234"),
+        authorize_cmd("1", 1, 15),
+        // Appendix 3 code 11: card and password.
+        "SET OPTIONS Door1VerifyType=11".into(),
+    ]);
+    rig.swipe(1, 4660);
+    rig.engine_sync();
+    assert!(codes(&rig).is_empty(), "the card alone decides nothing");
+    assert!(!rig.state().locks[0]);
+    rig.keys(1, "1234#");
+    let ev = rig.wait_events("0", 1);
+    assert_record(
+        &ev[0],
+        &id_event("2024-05-06 09:00:00", "1", "4660", "1", "0", "11"),
+    );
+    rig.engine_sync();
+    assert!(rig.state().locks[0], "card and password open");
+
+    // A wrong password: 30 is merged into 27 (Appendix 2).
+    rig.advance(Duration::from_secs(5));
+    rig.swipe(1, 4660);
+    rig.keys(1, "12*9999#");
+    let ev = rig.wait_events("27", 1);
+    assert_record(
+        &ev[0],
+        &id_event("2024-05-06 09:00:05", "1", "4660", "1", "27", "11"),
+    );
+    rig.engine_sync();
+    assert!(!rig.state().locks[0]);
+
+    // No password within the combined-verification timeout: 75, once.
+    rig.swipe(1, 4660);
+    rig.advance(lintel::engine::keypad::COMBINED_TIMEOUT - Duration::from_secs(1));
+    assert!(rig.events("75").is_empty());
+    rig.advance(Duration::from_secs(1));
+    let ev = rig.wait_events("75", 1);
+    assert_record(
+        &ev[0],
+        &id_event("2024-05-06 09:00:20", "1", "4660", "1", "75", "4"),
+    );
+    // The password typed after the timeout no longer belongs to that card:
+    // it starts a new verification (password first), which the card completes.
+    rig.keys(1, "1234#");
+    rig.engine_sync();
+    assert_eq!(codes(&rig), ["0", "27", "75"]);
+    rig.swipe(1, 4660);
+    let ev = rig.wait_events("0", 2);
+    assert_record(
+        &ev[1],
+        &id_event("2024-05-06 09:00:20", "1", "4660", "1", "0", "11"),
+    );
+    rig.engine_sync();
+    assert!(rig.state().locks[0]);
+    assert_eq!(codes(&rig), ["0", "27", "75", "0"]);
+}
+
+#[test]
+fn keypad_modes_per_door_reader_and_time_period() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_with_password("1", 4660, "1234"),
+        user_cmd("2", 5001, ""),
+        authorize_cmd("1", 1, 15),
+        authorize_cmd("2", 1, 15),
+        // Door 1 card or password; door 2's reader card only (it wins over
+        // the door's 7); door 3 user ID.
+        "SET OPTIONS Door1VerifyType=7,Door2VerifyType=7,Door3VerifyType=2".into(),
+        "DATA UPDATE ReaderProperty ID=2\tDoorID=2\tType=2\tAddress=2\tIPAddress=\tPort=4376\tMAC=\tInOut=0\tDisable=0\tVerifyType=4\tMulticast=\tDevID=1\tOfflineRefuse=0".into(),
+        // Door 4 by period: card and password 09:00-09:59, card only after;
+        // user 2's own period rule: card or password all day.
+        format!("DATA UPDATE DiffTimezoneVS TimezoneID=5\tMonTime1={}\tMonTime1VSUser=255\tMonTime1VSDoor=11\tMonTime2={}\tMonTime2VSUser=255\tMonTime2VSDoor=4", interval(900, 959), interval(1000, 2359)),
+        format!("DATA UPDATE DiffTimezoneVS TimezoneID=6\tMonTime1={}\tMonTime1VSUser=7\tMonTime1VSDoor=255", interval(0, 2359)),
+        "DATA UPDATE DoorVSTimezone DoorID=4\tTimezoneID=5\tDevID=1".into(),
+        "DATA UPDATE PersonalVSTimezone PIN=2\tDoorID=4\tTimezoneID=6\tDevID=1".into(),
+    ]);
+    let t = "2024-05-06 09:00:00";
+    rig.keys(1, "1234#"); // password alone at door 1
+    rig.keys(2, "1234#"); // door 2's reader takes no keypad entry
+    rig.swipe(2, 5001);
+    rig.keys(3, "2#"); // user ID 2 at door 3
+    rig.keys(3, "77#"); // nobody's ID
+    rig.swipe(3, 4660); // a card at a user-ID door
+    rig.swipe(4, 4660); // card and password period: waits…
+    rig.keys(4, "1234#"); // …and opens
+    rig.swipe(4, 5001); // user 2's own mode: card or password
+    rig.wait_events("0", 5);
+    let got = rig.scenario_events();
+    let want = [
+        id_event(t, "1", "0", "1", "0", "3"),
+        id_event(t, "0", "0", "2", "41", "3"),
+        id_event(t, "2", "5001", "2", "0", "4"),
+        id_event(t, "2", "0", "3", "0", "2"),
+        id_event(t, "0", "0", "3", "27", "2"),
+        id_event(t, "1", "4660", "3", "41", "4"),
+        id_event(t, "1", "4660", "4", "0", "11"),
+        id_event(t, "2", "5001", "4", "0", "4"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (r, w) in got.iter().zip(&want) {
+        assert_record(r, w);
+    }
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [true, true, true, true]);
+
+    // At 10:00 door 4 is card only.
+    rig.advance(Duration::from_secs(3600));
+    rig.swipe(4, 4660);
+    let ev = rig.wait_events("0", 6);
+    assert_record(
+        &ev[5],
+        &id_event("2024-05-06 10:00:00", "1", "4660", "4", "0", "4"),
+    );
+}
+
+#[test]
+fn verifytype_is_the_16_bit_string_when_the_server_answered_new_vf_styles() {
+    let mut cfg = common::quick_server_config();
+    cfg.extra_config = vec![("NewVFStyles".into(), "0000101000000000".into())];
+    let server = common::start_server(cfg);
+    let rig = Rig::start_in(server, tempfile::tempdir().unwrap(), monday_nine());
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_with_password("1", 4660, "1234"),
+        authorize_cmd("1", 1, 15),
+        "SET OPTIONS Door1VerifyType=11".into(),
+    ]);
+    rig.swipe(2, 4660);
+    rig.swipe(1, 4660);
+    rig.keys(1, "1234#");
+    let ev = rig.wait_events("0", 2);
+    let t = "2024-05-06 09:00:00";
+    assert_record(
+        &ev[0],
+        &id_event(t, "1", "4660", "2", "0", "0000100000000000"),
+    );
+    assert_record(
+        &ev[1],
+        &id_event(t, "1", "4660", "1", "0", "0000101000000001"),
+    );
+}

@@ -18,9 +18,11 @@
 
 pub mod control;
 pub mod door;
+pub mod keypad;
 pub mod rtstate;
 pub mod rules;
 pub mod timezone;
+pub mod verify;
 
 use crate::clock::Clock;
 use crate::protocol::time::format_record_time;
@@ -35,6 +37,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use verify::{factor, Check, KeypadMeaning, Mode};
 
 /// Monotonic time for relay and alarm timers. Injected so tests can move it.
 pub trait Monotonic: Send + Sync {
@@ -258,6 +261,34 @@ enum AuxDrive {
     On,
 }
 
+/// Where an identification arrived: the reader, its door and side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Arrival {
+    reader: u8,
+    door: u8,
+    /// 0 = in, 1 = out (rtlog `inoutstatus`).
+    inout: u32,
+}
+
+/// What a person presented so far (the rtlog card fields and factor bits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Presented {
+    card: String,
+    site: String,
+    factors: u16,
+}
+
+impl Presented {
+    /// Something typed, without a card.
+    fn typed(factors: u16) -> Presented {
+        Presented {
+            card: "0".into(),
+            site: "0".into(),
+            factors,
+        }
+    }
+}
+
 /// The decision for one identification, before it is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -274,6 +305,8 @@ pub struct Engine {
     aux: Vec<AuxDrive>,
     /// Last grant per (pin, door), for DoorIntertime.
     last_punch: HashMap<(String, u8), Instant>,
+    /// Keypad entry and combined verification per reader.
+    entries: HashMap<u8, keypad::ReaderEntry>,
     last_state: String,
     next_periodic: Instant,
     wiegand_test: bool,
@@ -300,6 +333,7 @@ impl Engine {
             settings,
             aux,
             last_punch: HashMap::new(),
+            entries: HashMap::new(),
             last_state: String::new(),
             next_periodic: now,
             wiegand_test: false,
@@ -382,8 +416,10 @@ impl Engine {
             AuxDrive::Until(t) => Some(*t),
             _ => None,
         });
+        let entries = self.entries.values().filter_map(|e| e.next_deadline());
         doors
             .chain(aux)
+            .chain(entries)
             .chain(std::iter::once(self.next_periodic))
             .min()
     }
@@ -395,6 +431,31 @@ impl Engine {
             let number = self.doors[i].number;
             for e in events {
                 self.log_plain(e, u32::from(number));
+            }
+        }
+        let mut expired = Vec::new();
+        for (reader, e) in &mut self.entries {
+            if let Some(p) = e.poll(now) {
+                expired.push((*reader, p));
+            }
+        }
+        for (reader, p) in expired {
+            if let Some(r) = self.setup.board.reader(reader) {
+                let at = Arrival {
+                    reader,
+                    door: r.door,
+                    inout: match r.direction {
+                        ReaderDirection::In => 0,
+                        ReaderDirection::Out => 1,
+                    },
+                };
+                let presented = Presented {
+                    card: p.card,
+                    site: p.site,
+                    factors: p.presented,
+                };
+                // 75: combined verification timeout.
+                self.log_identification(at, &p.pin, &presented, 75);
             }
         }
         for a in &mut self.aux {
@@ -599,7 +660,14 @@ impl Engine {
             log::warn!("frame from reader {reader}, which the board does not have; ignored");
             return;
         };
-        let (door, direction) = (r.door, r.direction);
+        let at = Arrival {
+            reader,
+            door: r.door,
+            inout: match r.direction {
+                ReaderDirection::In => 0,
+                ReaderDirection::Out => 1,
+            },
+        };
         if self.wiegand_test {
             let line = format!(
                 "type=wg\tbitscount={}\tbits={}\tsn={}",
@@ -617,51 +685,219 @@ impl Engine {
             Decoded::Card {
                 number, site_code, ..
             } => {
-                self.on_card(door, direction, number, site_code, now, frame.last_edge.at);
+                self.on_card(at, number, site_code, now, frame.last_edge.at);
             }
             Decoded::Keys(keys) => {
-                log::info!("reader {reader}: keys {keys:?} (keypad verification is not built yet)");
+                for k in keys.chars() {
+                    let typed = self.entries.entry(reader).or_default().on_key(k, now);
+                    if let Some(typed) = typed {
+                        self.on_keypad_entry(at, &typed, now);
+                    }
+                }
             }
             Decoded::BadFormat { bits, reason } => {
                 log::info!("reader {reader}: frame {bits} matches no format ({reason:?})");
                 // 42: incorrect Wiegand format.
-                self.log_plain(42, u32::from(door));
+                self.log_plain(42, u32::from(at.door));
             }
         }
     }
 
-    /// Identification by card: decide, drive, log.
+    /// Identification by card: who it is, then the verification mode.
     fn on_card(
         &mut self,
-        door: u8,
-        direction: ReaderDirection,
+        at: Arrival,
         number: u64,
         site: Option<u32>,
         now: Instant,
         last_edge: Instant,
     ) {
-        let card = number.to_string();
-        let at = self.setup.clock.now_local();
-        let inout: u32 = match direction {
-            ReaderDirection::In => 0,
-            ReaderDirection::Out => 1,
+        let presented = Presented {
+            card: number.to_string(),
+            site: site.map_or_else(|| "0".into(), |s| s.to_string()),
+            factors: factor::CARD,
         };
-        let (pin, verdict) = match self.decide_card(door, inout, &card, number, at, now) {
-            Ok(v) => v,
+        let user = match self.user_of_card(&presented.card, number) {
+            Ok(Ok(u)) => u,
+            Ok(Err((pin, event))) => {
+                self.log_identification(at, &pin, &presented, event);
+                return;
+            }
             Err(e) => {
                 // Without readable rules nothing can be granted; the event says why.
-                log::error!("door {door}: cannot read the rules ({e}); card {card} denied");
-                (String::from("0"), Verdict::Deny(23))
+                log::error!(
+                    "door {}: cannot read the rules ({e}); card {} denied",
+                    at.door,
+                    presented.card
+                );
+                self.log_identification(at, "0", &presented, 23);
+                return;
+            }
+        };
+        // A password typed first for the same user completes with the card.
+        let entry = self.entries.entry(at.reader).or_default();
+        let mut presented = presented;
+        if let Some(p) = entry.pending.take() {
+            if p.pin == user.pin && p.presented & factor::CARD == 0 {
+                presented.factors |= p.presented;
+            }
+        }
+        self.verify_and_decide(at, user, presented, now, Some(last_edge));
+    }
+
+    /// A keypad entry ended by `#`: the second factor of a waiting
+    /// verification, or an identification by password or user ID.
+    fn on_keypad_entry(&mut self, at: Arrival, typed: &str, now: Instant) {
+        let when = self.setup.clock.now_local();
+        let pending = self.entries.entry(at.reader).or_default().pending.take();
+        if let Some(p) = pending {
+            self.complete_pending(at, p, typed, now);
+            return;
+        }
+        let mode = self.verify_mode(at, None, when);
+        let (factors, found) = match mode.keypad_meaning() {
+            KeypadMeaning::Password => (
+                factor::PASSWORD,
+                rules::users_by_password(self.store.conn(), typed).map(|mut users| {
+                    if users.len() > 1 {
+                        // Passwords that identify must be unique; two users
+                        // sharing one cannot be told apart, so neither opens.
+                        log::warn!(
+                            "door {}: a password shared by several users was typed; refused",
+                            at.door
+                        );
+                        None
+                    } else {
+                        users.pop()
+                    }
+                }),
+            ),
+            KeypadMeaning::UserId => (
+                factor::USER_ID,
+                rules::user_by_pin(self.store.conn(), typed),
+            ),
+            KeypadMeaning::Nothing => {
+                let presented = Presented::typed(factor::PASSWORD);
+                // 41: the door takes nothing from the keypad now.
+                self.log_identification(at, "0", &presented, 41);
+                return;
+            }
+        };
+        let presented = Presented::typed(factors);
+        match found {
+            Ok(Some(user)) => self.verify_and_decide(at, user, presented, now, None),
+            // 27: the user is not registered (30 "password is incorrect" is merged into it).
+            Ok(None) => self.log_identification(at, "0", &presented, 27),
+            Err(e) => {
+                log::error!(
+                    "door {}: cannot read the users ({e}); keypad entry denied",
+                    at.door
+                );
+                self.log_identification(at, "0", &presented, 23);
+            }
+        }
+    }
+
+    /// The second factor for a waiting verification: the user's password
+    /// (or user ID, where the mode asks for it).
+    fn complete_pending(&mut self, at: Arrival, p: keypad::Pending, typed: &str, now: Instant) {
+        let mut presented = Presented {
+            card: p.card,
+            site: p.site,
+            factors: p.presented,
+        };
+        let user = match rules::user_by_pin(self.store.conn(), &p.pin) {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                // Deleted while waiting.
+                self.log_identification(at, "0", &presented, 27);
+                return;
+            }
+            Err(e) => {
+                log::error!("door {}: cannot read user {} ({e}); denied", at.door, p.pin);
+                self.log_identification(at, &p.pin, &presented, 23);
+                return;
+            }
+        };
+        let when = self.setup.clock.now_local();
+        let mode = self.verify_mode(at, Some(&user.pin), when);
+        let wants = |f: u16| {
+            presented.factors & f == 0 && mode.check(presented.factors | f) != Check::Wrong
+        };
+        if wants(factor::PASSWORD) && !user.password.is_empty() && typed == user.password {
+            presented.factors |= factor::PASSWORD;
+        } else if wants(factor::USER_ID) && typed == user.pin {
+            presented.factors |= factor::USER_ID;
+        } else {
+            // A wrong password: 30 in older firmware, merged into 27 by Appendix 2.
+            presented.factors |= factor::PASSWORD;
+            self.log_identification(at, &user.pin, &presented, 27);
+            return;
+        }
+        self.verify_and_decide(at, user, presented, now, None);
+    }
+
+    /// Checks the presented factors against the verification mode: refuses
+    /// (41), waits for the rest, or decides and carries the decision out.
+    fn verify_and_decide(
+        &mut self,
+        at: Arrival,
+        user: rules::User,
+        presented: Presented,
+        now: Instant,
+        last_edge: Option<Instant>,
+    ) {
+        let when = self.setup.clock.now_local();
+        let mode = self.verify_mode(at, Some(&user.pin), when);
+        match mode.check(presented.factors) {
+            Check::Wrong => self.log_identification(at, &user.pin, &presented, 41),
+            Check::NeedMore => {
+                log::info!(
+                    "door {}: user {} waits for the rest of a combined verification",
+                    at.door,
+                    user.pin
+                );
+                self.entries.entry(at.reader).or_default().pending = Some(keypad::Pending {
+                    pin: user.pin,
+                    card: presented.card,
+                    site: presented.site,
+                    presented: presented.factors,
+                    until: now + keypad::COMBINED_TIMEOUT,
+                });
+            }
+            Check::Satisfied => self.decide(at, &user, &presented, now, last_edge),
+        }
+    }
+
+    /// Authorises an identified, verified user, drives the lock, logs.
+    fn decide(
+        &mut self,
+        at: Arrival,
+        user: &rules::User,
+        presented: &Presented,
+        now: Instant,
+        last_edge: Option<Instant>,
+    ) {
+        let when = self.setup.clock.now_local();
+        let verdict = match self.authorize(at.door, at.inout, user, when, now) {
+            Ok(v) => v,
+            Err(e) => {
+                log::error!(
+                    "door {}: cannot read the rules ({e}); user {} denied",
+                    at.door,
+                    user.pin
+                );
+                Verdict::Deny(23)
             }
         };
         if let Verdict::Grant(_) = verdict {
-            if let Some(i) = self.door_index(door) {
+            if let Some(i) = self.door_index(at.door) {
                 let drive = self.settings[i].drive_time;
                 self.doors[i].release(now, drive);
-                self.last_punch.insert((pin.clone(), door), now);
+                self.last_punch.insert((user.pin.clone(), at.door), now);
                 self.drive_outputs(now);
-                self.remember_passage(&pin, door, inout, at);
-                if let Some(probe) = &self.setup.grant_probe {
+                self.remember_passage(&user.pin, at.door, at.inout, when);
+                if let (Some(probe), Some(last_edge)) = (&self.setup.grant_probe, last_edge) {
                     let _ = probe.send(GrantTiming {
                         last_edge,
                         received: now,
@@ -673,18 +909,108 @@ impl Engine {
         let event = match verdict {
             Verdict::Grant(c) | Verdict::Deny(c) => c,
         };
+        self.log_identification(at, &user.pin, presented, event);
+    }
+
+    /// The rtlog record of an identification (granted or not).
+    fn log_identification(&mut self, at: Arrival, pin: &str, presented: &Presented, event: u32) {
+        let new_style = self.new_vf_styles();
         self.log_event(NewEvent {
-            time: format_record_time(at),
-            pin,
-            cardno: card,
-            sitecode: site.map_or_else(|| "0".into(), |s| s.to_string()),
+            time: self.time_text(),
+            pin: pin.to_string(),
+            cardno: presented.card.clone(),
+            sitecode: presented.site.clone(),
             linkid: 0,
-            eventaddr: u32::from(door),
+            eventaddr: u32::from(at.door),
             event,
-            inoutstatus: inout,
-            // Appendix 3: 4 = card only, the method that identified the user.
-            verifytype: "4".into(),
+            inoutstatus: at.inout,
+            // The Appendix 3 code of the factors that were presented.
+            verifytype: verify::verifytype(presented.factors, new_style),
         });
+    }
+
+    /// Whether the server answered `NewVFStyles` at registration (7.1):
+    /// then `verifytype` is the 16-bit string of 10.2, else the Appendix 3 code.
+    fn new_vf_styles(&self) -> bool {
+        match rules::option_text(self.store.conn(), "NewVFStyles") {
+            Ok(Some(v)) => v.trim().bytes().any(|b| b == b'1'),
+            Ok(None) => false,
+            Err(e) => {
+                log::error!("cannot read NewVFStyles ({e}); using Appendix 3 codes");
+                false
+            }
+        }
+    }
+
+    /// The verification mode at this reader for this user (when known),
+    /// most specific first: the user's period (PersonalVSTimezone), the
+    /// door's period (DoorVSTimezone), the reader (ReaderProperty.VerifyType,
+    /// 0 = as the door), the door (DoorVerifyType), else 0 (auto).
+    fn verify_mode(&self, at: Arrival, pin: Option<&str>, when: chrono::NaiveDateTime) -> Mode {
+        match self.read_verify_mode(at, pin, when) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!(
+                    "door {}: cannot read the verification mode ({e}); card only",
+                    at.door
+                );
+                Mode::from_code(4).unwrap_or_else(Mode::auto)
+            }
+        }
+    }
+
+    fn read_verify_mode(
+        &self,
+        at: Arrival,
+        pin: Option<&str>,
+        when: chrono::NaiveDateTime,
+    ) -> rusqlite::Result<Mode> {
+        let conn = self.store.conn();
+        let known = |what: &str, code: i64| {
+            let m = Mode::from_code(code);
+            if m.is_none() {
+                log::warn!(
+                    "door {}: {what} verification mode {code} is not in Appendix 3; ignored",
+                    at.door
+                );
+            }
+            m
+        };
+        if let Some(pin) = pin {
+            if let Some(tz) = rules::personal_vs_timezone(conn, pin, at.door)? {
+                if let Some(code) = rules::vs_mode(conn, tz, when, rules::VsFor::User)? {
+                    if let Some(m) = known("personal", code) {
+                        return Ok(m);
+                    }
+                }
+            }
+        }
+        if let Some(tz) = rules::door_vs_timezone(conn, at.door)? {
+            if let Some(code) = rules::vs_mode(conn, tz, when, rules::VsFor::Door)? {
+                if let Some(m) = known("door period", code) {
+                    return Ok(m);
+                }
+            }
+        }
+        if let Some(code) = rules::reader_verify_type(conn, at.door, at.inout)? {
+            if code != 0 {
+                if let Some(m) = known("reader", code) {
+                    return Ok(m);
+                }
+            }
+        }
+        if let Some(v) = rules::door_param(conn, at.door, "VerifyType")? {
+            if !v.trim().is_empty() {
+                match Mode::parse(&v) {
+                    Some(m) => return Ok(m),
+                    None => log::warn!(
+                        "door {}: DoorVerifyType {v:?} is not a mode; ignored",
+                        at.door
+                    ),
+                }
+            }
+        }
+        Ok(Mode::auto())
     }
 
     /// Persists the passage for anti-passback when the door uses it.
@@ -701,32 +1027,26 @@ impl Engine {
         }
     }
 
-    fn decide_card(
-        &mut self,
-        door: u8,
-        inout: u32,
+    /// The user a card belongs to, or the refusal (pin, event) when none.
+    #[allow(clippy::type_complexity)]
+    fn user_of_card(
+        &self,
         card: &str,
         number: u64,
-        at: chrono::NaiveDateTime,
-        now: Instant,
-    ) -> rusqlite::Result<(String, Verdict)> {
+    ) -> rusqlite::Result<Result<rules::User, (String, u32)>> {
         let conn = self.store.conn();
-        let user = match rules::user_by_card(conn, card)? {
-            Some(u) => u,
-            None => match rules::extra_card(conn, number)? {
-                Some(extra) if extra.lost => return Ok((extra.pin, Verdict::Deny(38))),
-                Some(extra) => match rules::user_by_pin(conn, &extra.pin)? {
-                    Some(u) => u,
-                    None => return Ok(("0".into(), Verdict::Deny(27))),
-                },
-                None => return Ok(("0".into(), Verdict::Deny(27))),
+        if let Some(u) = rules::user_by_card(conn, card)? {
+            return Ok(Ok(u));
+        }
+        Ok(match rules::extra_card(conn, number)? {
+            Some(extra) if extra.lost => Err((extra.pin, 38)),
+            Some(extra) => match rules::user_by_pin(conn, &extra.pin)? {
+                Some(u) => Ok(u),
+                None => Err(("0".into(), 27)),
             },
-        };
-        let pin = user.pin.clone();
-        let verdict = self.authorize(door, inout, &user, at, now)?;
-        Ok((pin, verdict))
+            None => Err(("0".into(), 27)),
+        })
     }
-
     /// The rules of 2. in order: blacklist, validity, door state, super user,
     /// door × time rule, punch interval, normal open.
     fn authorize(

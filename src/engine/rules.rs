@@ -210,6 +210,137 @@ pub fn apb_record(
     Ok(())
 }
 
+/// A device option as text (`NewVFStyles`, …); `None` when never set.
+pub fn option_text(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM options WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
+}
+
+/// Users whose (non-empty) password is `password`; at most two, which is
+/// enough to tell a unique match from an ambiguous one.
+pub fn users_by_password(conn: &Connection, password: &str) -> rusqlite::Result<Vec<User>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT pin, password, start_at, end_at, disable FROM users
+         WHERE password = ?1 AND password != '' LIMIT 2",
+    )?;
+    let rows = stmt.query_map([password], user_from_row)?;
+    rows.collect()
+}
+
+/// The user's `PersonalVSTimezone` for this door (a row for door 0 applies
+/// to every door; the door's own row wins).
+pub fn personal_vs_timezone(
+    conn: &Connection,
+    pin: &str,
+    door: u8,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT timezone_id FROM personal_verify_time_zones
+             WHERE pin = ?1 AND (door_id = ?2 OR door_id = 0) AND timezone_id IS NOT NULL
+             ORDER BY door_id DESC LIMIT 1",
+    )?
+    .query_row(params![pin, door], |r| r.get(0))
+    .optional()
+}
+
+/// The door's `DoorVSTimezone`.
+pub fn door_vs_timezone(conn: &Connection, door: u8) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT timezone_id FROM door_verify_time_zones
+         WHERE door_id = ?1 AND timezone_id IS NOT NULL LIMIT 1",
+    )?
+    .query_row([door], |r| r.get(0))
+    .optional()
+}
+
+/// `ReaderProperty.VerifyType` of the door's reader on that side (InOut 0 in, 1 out).
+pub fn reader_verify_type(
+    conn: &Connection,
+    door: u8,
+    inout: u32,
+) -> rusqlite::Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT verify_type FROM reader_properties WHERE door_id = ?1 AND in_out = ?2
+             AND (disable IS NULL OR disable = 0) LIMIT 1",
+        )?
+        .query_row(params![door, inout], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// Which of the two verification-mode columns of `DiffTimezoneVS` to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VsFor {
+    User,
+    Door,
+}
+
+const VS_DAYS: [&str; 10] = [
+    "sun", "mon", "tue", "wed", "thu", "fri", "sat", "hol1", "hol2", "hol3",
+];
+
+fn vs_select() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut cols = Vec::new();
+        for d in VS_DAYS {
+            for n in 1..=3 {
+                cols.push(format!(
+                    "{d}_time{n}, {d}_time{n}_vs_user, {d}_time{n}_vs_door"
+                ));
+            }
+        }
+        format!(
+            "SELECT {} FROM verify_mode_time_zones WHERE timezone_id = ?1",
+            cols.join(", ")
+        )
+    })
+}
+
+/// The verification-mode code `DiffTimezoneVS` row `id` sets for `at`:
+/// the value attached to the interval covering `at` (255 = none set).
+/// `None` when the row is missing, no interval covers `at`, or it sets none.
+pub fn vs_mode(
+    conn: &Connection,
+    id: i64,
+    at: NaiveDateTime,
+    which: VsFor,
+) -> rusqlite::Result<Option<i64>> {
+    let row = conn
+        .prepare_cached(vs_select())?
+        .query_row([id], |r| {
+            let mut raw = [0i64; 30];
+            let mut modes = [[None; 2]; 30];
+            for (i, v) in raw.iter_mut().enumerate() {
+                *v = r.get::<_, Option<i64>>(i * 3)?.unwrap_or(0);
+                modes[i] = [
+                    r.get::<_, Option<i64>>(i * 3 + 1)?,
+                    r.get::<_, Option<i64>>(i * 3 + 2)?,
+                ];
+            }
+            Ok((TimeRule::from_raw(&raw), modes))
+        })
+        .optional()?;
+    let Some((rule, modes)) = row else {
+        log::warn!("DiffTimezoneVS {id} is referenced but was never delivered; ignored");
+        return Ok(None);
+    };
+    let today = at.date();
+    let yesterday = today.pred_opt().unwrap_or(today);
+    let kt = day_kind(today, &holidays_for(conn, today)?);
+    let ky = day_kind(yesterday, &holidays_for(conn, yesterday)?);
+    let Some((day, n)) = rule.covering(at, kt, ky) else {
+        return Ok(None);
+    };
+    let col = match which {
+        VsFor::User => 0,
+        VsFor::Door => 1,
+    };
+    Ok(modes[day * 3 + n][col].filter(|m| *m != 255))
+}
+
 /// The door's settings, with Appendix 10's defaults.
 pub fn door_settings(
     conn: &Connection,

@@ -95,15 +95,30 @@ impl TimeRule {
     /// Whether `at` is inside the rule, given what kind of day `at`'s date
     /// and the day before are (holiday lookup is the caller's).
     pub fn covers(&self, at: NaiveDateTime, today: DayKind, yesterday: DayKind) -> bool {
+        self.covering(at, today, yesterday).is_some()
+    }
+
+    /// Which interval covers `at`: (day slot 0–9, interval 0–2) of the first
+    /// match, today's intervals before the previous day's midnight spans.
+    /// Tables that attach a value to each interval (`DiffTimezoneVS`) use it.
+    pub fn covering(
+        &self,
+        at: NaiveDateTime,
+        today: DayKind,
+        yesterday: DayKind,
+    ) -> Option<(usize, usize)> {
         let m = u16::try_from(at.hour() * 60 + at.minute()).unwrap_or(0);
-        self.days[Self::slot(today)]
+        let (t, y) = (Self::slot(today), Self::slot(yesterday));
+        let same = self.days[t]
             .iter()
-            .flatten()
-            .any(|i| i.covers_same_day(m))
-            || self.days[Self::slot(yesterday)]
-                .iter()
-                .flatten()
-                .any(|i| i.covers_next_day(m))
+            .position(|i| i.is_some_and(|i| i.covers_same_day(m)));
+        if let Some(n) = same {
+            return Some((t, n));
+        }
+        self.days[y]
+            .iter()
+            .position(|i| i.is_some_and(|i| i.covers_next_day(m)))
+            .map(|n| (y, n))
     }
 }
 

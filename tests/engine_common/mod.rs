@@ -180,6 +180,17 @@ impl Rig {
         std::thread::sleep(Duration::from_millis(60));
     }
 
+    /// Keys on reader N's keypad (4-bit bursts, one per key).
+    pub fn keys(&self, reader: u8, keys: &str) {
+        self.sim(SimRequest::Keypad {
+            reader,
+            keys: keys.into(),
+            eight_bit: false,
+        });
+        // The last burst ends after the frame gap.
+        std::thread::sleep(Duration::from_millis(60));
+    }
+
     pub fn state(&self) -> SimState {
         self.sim(SimRequest::State).expect("state")
     }
