@@ -228,3 +228,48 @@ fn verifytype_is_the_16_bit_string_when_the_server_answered_new_vf_styles() {
         &id_event(t, "1", "4660", "1", "0", "0000101000000001"),
     );
 }
+
+#[test]
+fn emergency_password_opens_with_4_and_duress_opens_with_101_and_an_alarm() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_with_password("1", 4660, "1234"),
+        authorize_cmd("1", 1, 15),
+        "SET OPTIONS Door1VerifyType=11,Door1SupplierPassWord=88888888,Door1ForcePassWord=999999"
+            .into(),
+    ]);
+    rig.keys(2, "88888888#"); // door 2 has no emergency password
+    rig.keys(1, "88888888#");
+    let ev = rig.wait_events("4", 1);
+    assert_record(
+        &ev[0],
+        &id_event("2024-05-06 09:00:00", "0", "0", "1", "4", "3"),
+    );
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [true, false, false, false]);
+    assert_eq!(codes(&rig), ["27", "4"], "door 2 knows no such password");
+
+    // Forced at the door: card, then the duress password instead of 1234.
+    rig.advance(Duration::from_secs(5));
+    assert!(!rig.state().locks[0]);
+    rig.swipe(1, 4660);
+    rig.keys(1, "999999#");
+    let ev = rig.wait_events("101", 1);
+    assert_record(
+        &ev[0],
+        &id_event("2024-05-06 09:00:05", "1", "4660", "1", "101", "11"),
+    );
+    rig.engine_sync();
+    assert!(rig.state().locks[0], "the door opens as if all were well");
+    let alarm = |want: &'static str| {
+        rig.server.wait_for(common::PATIENCE, |s| {
+            s.table_records(common::SN, "rtstate")
+                .last()
+                .is_some_and(|r| r.get("alarm") == Some(want))
+        })
+    };
+    assert!(alarm("0400000000000000"), "{:?}", rig.last_rtstate());
+    rig.enrol(&["CONTROL DEVICE 02010000".into()]);
+    assert!(alarm("0000000000000000"), "{:?}", rig.last_rtstate());
+}

@@ -289,6 +289,13 @@ impl Presented {
     }
 }
 
+/// A door-wide password (Appendix 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DoorPassword {
+    Emergency,
+    Duress,
+}
+
 /// The decision for one identification, before it is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -750,6 +757,14 @@ impl Engine {
     fn on_keypad_entry(&mut self, at: Arrival, typed: &str, now: Instant) {
         let when = self.setup.clock.now_local();
         let pending = self.entries.entry(at.reader).or_default().pending.take();
+        match self.door_password(at.door, typed) {
+            Ok(Some(kind)) => {
+                self.open_by_door_password(at, kind, pending, now);
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => log::error!("door {}: cannot read its passwords ({e})", at.door),
+        }
         if let Some(p) = pending {
             self.complete_pending(at, p, typed, now);
             return;
@@ -796,6 +811,62 @@ impl Engine {
                 self.log_identification(at, "0", &presented, 23);
             }
         }
+    }
+
+    /// Whether `typed` is the door's emergency (DoorSupplierPassWord) or
+    /// duress (DoorForcePassWord) password.
+    fn door_password(&self, door: u8, typed: &str) -> rusqlite::Result<Option<DoorPassword>> {
+        let conn = self.store.conn();
+        let is = |name: &str| -> rusqlite::Result<bool> {
+            Ok(rules::door_param(conn, door, name)?
+                .is_some_and(|p| !p.trim().is_empty() && p.trim() == typed))
+        };
+        if is("SupplierPassWord")? {
+            return Ok(Some(DoorPassword::Emergency));
+        }
+        if is("ForcePassWord")? {
+            return Ok(Some(DoorPassword::Duress));
+        }
+        Ok(None)
+    }
+
+    /// The emergency password opens the door whatever the mode and rules
+    /// (event 4). The duress password opens it as if all were well (a
+    /// person is being forced) and raises the duress alarm (101, rtstate
+    /// alarm bit 2) for the user whose card waited for it, if any.
+    fn open_by_door_password(
+        &mut self,
+        at: Arrival,
+        kind: DoorPassword,
+        pending: Option<keypad::Pending>,
+        now: Instant,
+    ) {
+        let Some(i) = self.door_index(at.door) else {
+            return;
+        };
+        let drive = self.settings[i].drive_time;
+        self.doors[i].release(now, drive);
+        self.drive_outputs(now);
+        let (pin, mut presented) = match pending {
+            Some(p) => (
+                p.pin,
+                Presented {
+                    card: p.card,
+                    site: p.site,
+                    factors: p.presented,
+                },
+            ),
+            None => ("0".to_string(), Presented::typed(0)),
+        };
+        presented.factors |= factor::PASSWORD;
+        let event = match kind {
+            DoorPassword::Emergency => 4,
+            DoorPassword::Duress => {
+                self.doors[i].alarms |= rtstate::alarm::DURESS_PASSWORD;
+                101
+            }
+        };
+        self.log_identification(at, &pin, &presented, event);
     }
 
     /// The second factor for a waiting verification: the user's password
@@ -1204,8 +1275,10 @@ impl Engine {
             DoorCommand::CancelAlarm { door } => {
                 let doors = self.doors_matching(door);
                 for i in doors {
-                    self.doors[i].alarms &=
-                        !(rtstate::alarm::FORCED_OPEN | rtstate::alarm::HELD_OPEN);
+                    self.doors[i].alarms &= !(rtstate::alarm::FORCED_OPEN
+                        | rtstate::alarm::HELD_OPEN
+                        | rtstate::alarm::DURESS_PASSWORD
+                        | rtstate::alarm::DURESS_FINGERPRINT);
                     let n = u32::from(self.doors[i].number);
                     self.log_plain(code::ALARM_CANCELLED, n);
                 }
