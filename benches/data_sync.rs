@@ -211,10 +211,11 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[device]\nserial = \"{SN}\"\ndata_dir = \"{}\"\nboard = \"{}\"\n[server]\nurl = \"{}\"\nerror_delay_sec = 1\nrequest_delay_sec = 1\ntimeout_sec = 20\n[log]\nlevel = \"warn\"\n",
+            "[device]\nserial = \"{SN}\"\ndata_dir = \"{}\"\nboard = \"{}\"\n[server]\nurl = \"{}\"\nerror_delay_sec = 1\nrequest_delay_sec = 1\ntimeout_sec = 20\n[log]\nlevel = \"{}\"\n",
             dir.path().join("data").display(),
             board.display(),
-            server.url()
+            server.url(),
+            std::env::var("LOG").unwrap_or_else(|_| "warn".into())
         ),
     )
     .expect("config");

@@ -32,26 +32,13 @@ impl Record {
     /// servers separate fields with spaces while values (names) may contain
     /// spaces too (interop.md). A field without `=` is a malformed record.
     pub fn parse(line: &str) -> Result<Record, RecordError> {
-        let line = line.trim_end_matches(['\r', '\n']);
-        let pieces: Vec<&str> = if line.contains('\t') {
-            line.split('\t').collect()
-        } else {
-            split_on_spaced_keys(line)
-        };
-        let mut fields = Vec::with_capacity(pieces.len());
-        for piece in pieces {
-            let piece = piece.trim_matches(|c| c == ' ' || c == '\r');
-            if piece.is_empty() {
-                continue;
-            }
-            match piece.split_once('=') {
-                Some((k, v)) if is_key(k.trim()) => {
-                    fields.push((k.trim().to_owned(), v.to_owned()));
-                }
-                _ => return Err(RecordError::FieldWithoutKey(truncate(piece))),
-            }
-        }
-        Ok(Record(fields))
+        let fields = parse_fields(line)?;
+        Ok(Record(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        ))
     }
 
     /// Formats as the spec writes records: `k=v<TAB>k=v`.
@@ -67,6 +54,30 @@ impl Record {
         }
         out
     }
+}
+
+/// Parses one record line into borrowed `(key, value)` pairs, as
+/// [`Record::parse`] does, without allocating a string per field (bulk
+/// DATA commands carry thousands of records).
+pub fn parse_fields(line: &str) -> Result<Vec<(&str, &str)>, RecordError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let pieces: Vec<&str> = if line.contains('\t') {
+        line.split('\t').collect()
+    } else {
+        split_on_spaced_keys(line)
+    };
+    let mut fields = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        let piece = piece.trim_matches(|c| c == ' ' || c == '\r');
+        if piece.is_empty() {
+            continue;
+        }
+        match piece.split_once('=') {
+            Some((k, v)) if is_key(k.trim()) => fields.push((k.trim(), v)),
+            _ => return Err(RecordError::FieldWithoutKey(truncate(piece))),
+        }
+    }
+    Ok(fields)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

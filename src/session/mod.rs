@@ -14,7 +14,7 @@ pub mod transport;
 use crate::clock::Clock;
 use crate::commands::{codes, CommandContext, CommandOutcome, Dispatcher, FollowUp};
 use crate::platform::{Platform, PlatformAction};
-use crate::protocol::command::Command;
+use crate::protocol::command::{Command, Verb};
 use crate::protocol::kv::KeyValues;
 use crate::protocol::upload::{classify, UploadAck};
 use crate::protocol::{parse_getrequest, token, CommandLine};
@@ -553,7 +553,13 @@ impl Session {
     /// Returns how many of them were new (not re-sent IDs).
     pub fn poll_commands(&mut self) -> Result<usize, SessionError> {
         let pq = format!("/iclock/getrequest?SN={}", self.setup.serial);
+        let asked = Instant::now();
         let reply = self.conn.request(Method::Get, &pq, b"")?;
+        log::debug!(
+            "getrequest answered {} bytes in {:?}",
+            reply.body.len(),
+            asked.elapsed()
+        );
         if !reply.is_success() {
             return Err(self.status_error(reply.status, "/iclock/getrequest"));
         }
@@ -568,6 +574,7 @@ impl Session {
             log::warn!("ignoring a getrequest line that is not a command: {issue:?}");
         }
         let mut new = 0;
+        let started = Instant::now();
         for line in commands {
             self.drain_inputs()?;
             if self.handle_command(&line)? {
@@ -581,6 +588,10 @@ impl Session {
             }
         }
         self.report_results()?;
+        log::debug!(
+            "{new} new commands run and reported in {:?}",
+            started.elapsed()
+        );
         if std::mem::take(&mut self.restart_requested) {
             // The result is with the server: now the restart may happen.
             self.restart();
@@ -625,11 +636,23 @@ impl Session {
                 CommandOutcome::code(codes::EXECUTION_ERROR)
             })
         };
-        self.store.store_command_result(
+        // DATA commands are idempotent: running one again after a power cut
+        // lost its result changes nothing, so that result needs no fsync of
+        // its own. Everything else (doors, upgrades) is synced.
+        let idempotent = matches!(
+            command.verb,
+            Verb::DataUpdate
+                | Verb::DataDelete
+                | Verb::DataCount
+                | Verb::DataQuery
+                | Verb::GetOptions
+        );
+        self.store.store_command_result_synced(
             &command.id,
             outcome.ret,
             &command.result_name(),
             &outcome.extra,
+            !idempotent,
         )?;
         if outcome.follow_up == FollowUp::Restart {
             self.restart_requested = true;

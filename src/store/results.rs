@@ -47,6 +47,38 @@ impl Store {
         cmd: &str,
         extra: &str,
     ) -> Result<(), StoreError> {
+        self.store_command_result_synced(id, ret, cmd, extra, true)
+    }
+
+    /// Stores a result; `synced: false` skips this commit's own fsync, for
+    /// idempotent commands (DATA): a power cut that loses the result only
+    /// makes the server send the command again, and running it again
+    /// changes nothing. The result is still written before it is reported.
+    pub fn store_command_result_synced(
+        &self,
+        id: &str,
+        ret: i64,
+        cmd: &str,
+        extra: &str,
+        synced: bool,
+    ) -> Result<(), StoreError> {
+        if !synced {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let result = self.insert_command_result(id, ret, cmd, extra);
+        if !synced {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        result
+    }
+
+    fn insert_command_result(
+        &self,
+        id: &str,
+        ret: i64,
+        cmd: &str,
+        extra: &str,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT OR IGNORE INTO command_results(id, ret, cmd, extra, reported, seq)
              VALUES (?1, ?2, ?3, ?4, 0, (SELECT COALESCE(MAX(seq), 0) + 1 FROM command_results))",

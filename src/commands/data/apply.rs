@@ -7,6 +7,7 @@ use super::value::{self, Normalized};
 use super::{record_lines, DataError};
 use crate::commands::CommandContext;
 use crate::protocol::command::Command;
+use crate::protocol::record::parse_fields;
 use crate::protocol::Record;
 use base64::Engine;
 use rusqlite::types::Value;
@@ -63,15 +64,15 @@ fn field_of(table: &'static Table, name: &str) -> Result<(usize, &'static Field)
 
 /// Parses and checks one UPDATE record.
 fn parse_row(table: &'static Table, line_no: usize, line: &str) -> Result<Row, DataError> {
-    let record = Record::parse(line).map_err(|source| DataError::Malformed {
+    let fields = parse_fields(line).map_err(|source| DataError::Malformed {
         line: line_no,
         source,
     })?;
     let mut row = Row {
-        values: Vec::with_capacity(record.0.len()),
+        values: Vec::with_capacity(fields.len()),
         mask: 0,
     };
-    for (name, raw) in &record.0 {
+    for &(name, raw) in &fields {
         let (idx, field) = field_of(table, name)?;
         let bit = 1u128 << idx;
         if row.mask & bit != 0 {
@@ -327,12 +328,21 @@ pub(crate) fn update(
         .field("PostBackTmpFlag")
         .is_some_and(|(idx, _)| rows.iter().any(|r| r.get(idx) == Some(&Value::Integer(1))));
     let tx = ctx.store.conn_mut().transaction()?;
-    for row in &rows {
-        let sql = sql_cache
-            .entry((table.name, row.mask))
-            .or_insert_with(|| upsert_sql(table, row));
-        let mut stmt = tx.prepare_cached(sql)?;
-        stmt.execute(rusqlite::params_from_iter(row_params(row)))?;
+    {
+        // Records of one command nearly always share one shape: the statement
+        // is looked up once per run of equal shapes, not once per record.
+        let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
+        for row in &rows {
+            if current.as_ref().is_none_or(|(mask, _)| *mask != row.mask) {
+                let sql = sql_cache
+                    .entry((table.name, row.mask))
+                    .or_insert_with(|| upsert_sql(table, row));
+                current = Some((row.mask, tx.prepare_cached(sql)?));
+            }
+            if let Some((_, stmt)) = current.as_mut() {
+                stmt.execute(rusqlite::params_from_iter(row_params(row)))?;
+            }
+        }
     }
     tx.commit()?;
     Ok(post_back)
