@@ -273,3 +273,65 @@ fn emergency_password_opens_with_4_and_duress_opens_with_101_and_an_alarm() {
     rig.enrol(&["CONTROL DEVICE 02010000".into()]);
     assert!(alarm("0000000000000000"), "{:?}", rig.last_rtstate());
 }
+
+#[test]
+fn first_card_normal_open_and_first_card_activation() {
+    const NINE_TO_TEN: u32 = 2;
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        timezone_cmd(NINE_TO_TEN, &[1], interval(900, 959)),
+        user_with_password("1", 4660, "1234"),
+        user_cmd("2", 5001, ""),
+        authorize_cmd("1", 1, 15),
+        authorize_cmd("2", 1, 15),
+        "SET OPTIONS Door1FirstCardOpenDoor=1,Door2FirstCardOpenDoor=2".into(),
+        format!("DATA UPDATE firstcard DoorID=1\tTimezoneID={NINE_TO_TEN}\tPin=1\tDevID=1"),
+        format!("DATA UPDATE firstcard DoorID=2\tTimezoneID={NINE_TO_TEN}\tPin=1\tDevID=1"),
+    ]);
+    // Door 1 (normal open): ordinary users pass as usual before the first card.
+    rig.swipe(1, 5001);
+    // Door 2 (activation): nobody but a first-card user before activation.
+    rig.swipe(2, 5001);
+    rig.advance(Duration::from_secs(5));
+    rig.swipe(1, 4660);
+    rig.keys(2, "1234#"); // the first-card user by password: 215
+    rig.swipe(2, 5001); // activated
+    rig.wait_events("0", 2);
+    let t0 = "2024-05-06 09:00:00";
+    let t5 = "2024-05-06 09:00:05";
+    let want = [
+        id_event(t0, "2", "5001", "1", "0", "4"),
+        id_event(t0, "2", "5001", "2", "23", "4"),
+        id_event(t5, "1", "4660", "1", "2", "4"),
+        id_event(t5, "1", "0", "2", "215", "3"),
+        id_event(t5, "2", "5001", "2", "0", "4"),
+    ];
+    let got = rig.scenario_events();
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (r, w) in got.iter().zip(&want) {
+        assert_record(r, w);
+    }
+    // Door 1 stays open until the first-card period ends; users there punch
+    // in a normal-open state (1).
+    rig.advance(Duration::from_secs(600));
+    assert_eq!(rig.state().locks, [true, false, false, false]);
+    rig.swipe(1, 5001);
+    assert_record(
+        &rig.wait_events("1", 1)[0],
+        &id_event("2024-05-06 09:10:05", "2", "5001", "1", "1", "4"),
+    );
+    rig.advance(Duration::from_secs(2994));
+    assert!(rig.state().locks[0], "09:59:59 is inside the period");
+    assert!(rig.events("204").is_empty());
+    rig.advance(Duration::from_secs(1));
+    let end = rig.wait_events("204", 1);
+    assert_eq!(end[0].get("time"), Some("2024-05-06 10:00:00"));
+    assert_eq!(end[0].get("eventaddr"), Some("1"));
+    rig.engine_sync();
+    assert!(!rig.state().locks[0], "locked at the end of the period");
+    // Outside the period door 2 needs no activation.
+    rig.swipe(2, 5001);
+    rig.wait_events("0", 3);
+    assert_eq!(rig.events("204").len(), 1, "door 2 was never held open");
+}

@@ -93,6 +93,9 @@ pub struct Door {
     pub overrides: Override,
     /// The normal-open time zone (DoorKeepOpenTimeZone) is active now.
     pub schedule_open: bool,
+    /// Held open by a first-card user (DoorFirstCardOpenDoor 1) until the
+    /// engine sees that user's first-card period end.
+    pub first_card_open: bool,
     pub alarms: u8,
 }
 
@@ -104,6 +107,7 @@ impl Door {
             contact: Contact::Unknown,
             overrides: Override::None,
             schedule_open: false,
+            first_card_open: false,
             alarms: 0,
         }
     }
@@ -115,6 +119,7 @@ impl Door {
             Override::HeldOpen => true,
             Override::None => {
                 self.schedule_open
+                    || self.first_card_open
                     || match self.drive {
                         LockDrive::Locked => false,
                         LockDrive::Pulse { until } => now < until,
@@ -126,7 +131,7 @@ impl Door {
 
     /// True while the door is in a normal-open state (schedule or remote).
     pub fn is_normal_open(&self) -> bool {
-        self.schedule_open || self.drive == LockDrive::NormalOpen
+        self.schedule_open || self.first_card_open || self.drive == LockDrive::NormalOpen
     }
 
     /// True when a grant cannot open the door (remote lock, dual-off).

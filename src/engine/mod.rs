@@ -28,6 +28,7 @@ use crate::clock::Clock;
 use crate::protocol::time::format_record_time;
 use crate::session::SessionInput;
 use crate::store::{NewEvent, Store};
+use chrono::Timelike;
 use door::{code, Door, DoorSettings, Override};
 use lintel_hal::board::{BoardConfig, ReaderDirection};
 use lintel_hal::wiegand::{self, Decoded, FormatTable};
@@ -289,6 +290,17 @@ impl Presented {
     }
 }
 
+/// A door's first-card state (DoorFirstCardOpenDoor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstCard {
+    Idle,
+    /// A first-card user verified inside time rule `tz`; lasts while it covers.
+    Active {
+        tz: i64,
+        holds_open: bool,
+    },
+}
+
 /// A door-wide password (Appendix 10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DoorPassword {
@@ -314,6 +326,8 @@ pub struct Engine {
     last_punch: HashMap<(String, u8), Instant>,
     /// Keypad entry and combined verification per reader.
     entries: HashMap<u8, keypad::ReaderEntry>,
+    /// First-card state per door (index as `doors`).
+    first_card: Vec<FirstCard>,
     last_state: String,
     next_periodic: Instant,
     wiegand_test: bool,
@@ -331,6 +345,7 @@ impl Engine {
             .collect();
         let settings = vec![DoorSettings::default(); doors.len()];
         let aux = vec![AuxDrive::Off; outputs.aux_out.len()];
+        let first_card = vec![FirstCard::Idle; doors.len()];
         let now = setup.monotonic.now();
         Engine {
             setup,
@@ -341,6 +356,7 @@ impl Engine {
             aux,
             last_punch: HashMap::new(),
             entries: HashMap::new(),
+            first_card,
             last_state: String::new(),
             next_periodic: now,
             wiegand_test: false,
@@ -424,15 +440,26 @@ impl Engine {
             _ => None,
         });
         let entries = self.entries.values().filter_map(|e| e.next_deadline());
+        // Wall-clock periods are looked at on each minute while one matters.
+        let minute = self
+            .first_card
+            .iter()
+            .any(|f| *f != FirstCard::Idle)
+            .then(|| {
+                let s = self.setup.clock.now_local().second();
+                self.setup.monotonic.now() + Duration::from_secs(u64::from(60 - s.min(59)))
+            });
         doors
             .chain(aux)
             .chain(entries)
+            .chain(minute)
             .chain(std::iter::once(self.next_periodic))
             .min()
     }
 
     /// Timers, outputs, rtstate, session wake-up: the end of every step.
     fn finish_step(&mut self, now: Instant) {
+        self.end_first_card_periods();
         for i in 0..self.doors.len() {
             let events = self.doors[i].poll(now, &self.settings[i]);
             let number = self.doors[i].number;
@@ -950,7 +977,10 @@ impl Engine {
         last_edge: Option<Instant>,
     ) {
         let when = self.setup.clock.now_local();
-        let verdict = match self.authorize(at.door, at.inout, user, when, now) {
+        let verdict = self
+            .authorize(at.door, at.inout, user, when, now)
+            .and_then(|v| self.apply_first_card(at, user, presented, v, when));
+        let verdict = match verdict {
             Ok(v) => v,
             Err(e) => {
                 log::error!(
@@ -981,6 +1011,83 @@ impl Engine {
             Verdict::Grant(c) | Verdict::Deny(c) => c,
         };
         self.log_identification(at, &user.pin, presented, event);
+    }
+
+    /// DoorFirstCardOpenDoor (Appendix 10; users in `firstcard`): inside
+    /// one of the user's first-card periods, the first grant of a first-card
+    /// user becomes event 2 (215 when a password was part of it) and either
+    /// holds the door open until that period ends (1) or lets everyone else
+    /// in until then (2, "activation"). Before activation, mode 2 refuses
+    /// ordinary users inside any first-card period of the door with 23
+    /// (Appendix 2 has no code of its own for it).
+    fn apply_first_card(
+        &mut self,
+        at: Arrival,
+        user: &rules::User,
+        presented: &Presented,
+        verdict: Verdict,
+        when: chrono::NaiveDateTime,
+    ) -> rusqlite::Result<Verdict> {
+        // Super users (208) and refusals pass unchanged.
+        if !matches!(verdict, Verdict::Grant(0) | Verdict::Grant(1)) {
+            return Ok(verdict);
+        }
+        let Some(i) = self.door_index(at.door) else {
+            return Ok(verdict);
+        };
+        let conn = self.store.conn();
+        let mode = rules::door_number(conn, at.door, "FirstCardOpenDoor")?.unwrap_or(0);
+        if !(mode == 1 || mode == 2) || self.first_card[i] != FirstCard::Idle {
+            return Ok(verdict);
+        }
+        for tz in rules::first_card_timezones(conn, at.door, &user.pin)? {
+            if rules::rule_covers(conn, tz, when)? {
+                self.first_card[i] = FirstCard::Active {
+                    tz,
+                    holds_open: mode == 1,
+                };
+                self.doors[i].first_card_open = mode == 1;
+                let by_password = presented.factors & factor::PASSWORD != 0;
+                return Ok(Verdict::Grant(if by_password { 215 } else { 2 }));
+            }
+        }
+        if mode == 2 {
+            for tz in rules::door_first_card_timezones(conn, at.door)? {
+                if rules::rule_covers(conn, tz, when)? {
+                    return Ok(Verdict::Deny(23));
+                }
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// Ends first-card states whose period is over (204 for a door that
+    /// was held open). Runs at every step and on the minute while one is active.
+    fn end_first_card_periods(&mut self) {
+        if self.first_card.iter().all(|f| *f == FirstCard::Idle) {
+            return;
+        }
+        let when = self.setup.clock.now_local();
+        for i in 0..self.doors.len() {
+            let FirstCard::Active { tz, holds_open } = self.first_card[i] else {
+                continue;
+            };
+            match rules::rule_covers(self.store.conn(), tz, when) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.first_card[i] = FirstCard::Idle;
+                    if holds_open {
+                        self.doors[i].first_card_open = false;
+                        let n = u32::from(self.doors[i].number);
+                        self.log_plain(code::NORMAL_OPEN_END, n);
+                    }
+                }
+                Err(e) => log::error!(
+                    "door {}: cannot read first-card rule {tz} ({e}); trying again",
+                    self.doors[i].number
+                ),
+            }
+        }
     }
 
     /// The rtlog record of an identification (granted or not).
@@ -1292,6 +1399,17 @@ impl Engine {
                 for i in doors {
                     let n = u32::from(self.doors[i].number);
                     self.doors[i].set_normal_open(enable);
+                    if !enable {
+                        // "Disable the normal open period of the day" also
+                        // ends a first-card normal open.
+                        self.doors[i].first_card_open = false;
+                        if let FirstCard::Active { tz, .. } = self.first_card[i] {
+                            self.first_card[i] = FirstCard::Active {
+                                tz,
+                                holds_open: false,
+                            };
+                        }
+                    }
                     // 11 / 10: the day's normal-open period enabled / disabled.
                     self.log_plain(if enable { 11 } else { 10 }, n);
                 }

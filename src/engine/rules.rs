@@ -270,6 +270,23 @@ pub fn reader_verify_type(
         .flatten())
 }
 
+/// The time rules under which `pin` is a first-card user of `door`
+/// (`firstcard`, 12.1.1.x); empty when the user is none.
+pub fn first_card_timezones(conn: &Connection, door: u8, pin: &str) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT timezone_id FROM first_cards WHERE door_id = ?1 AND pin = ?2")?;
+    let rows = stmt.query_map(params![door, pin], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Every first-card time rule of `door` (whoever the user).
+pub fn door_first_card_timezones(conn: &Connection, door: u8) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT timezone_id FROM first_cards WHERE door_id = ?1")?;
+    let rows = stmt.query_map([door], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// Which of the two verification-mode columns of `DiffTimezoneVS` to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VsFor {
