@@ -237,3 +237,38 @@ fn the_server_date_header_keeps_the_device_clock() {
     // The host clock was not touched.
     assert!(chrono::Utc::now().timestamp() > 1_700_000_000);
 }
+
+#[test]
+fn get_options_answers_the_facts_announced_at_registration() {
+    let server = start_server(quick_server_config());
+    let dir = tempfile::tempdir().unwrap();
+    let fw = start_firmware(&config(&server.url(), dir.path(), ""));
+    let id = server.queue_command(
+        SN,
+        "GET OPTIONS LockCount,ReaderCount,FirmVer,~DeviceName,MultiBioDataSupport",
+    );
+    assert!(server.wait_for(PATIENCE, |s| s
+        .results(SN)
+        .iter()
+        .any(|r| r.id == id.to_string())));
+    fw.stop();
+    let upload = server
+        .uploads(SN)
+        .into_iter()
+        .find(|u| u.endpoint == "/iclock/querydata" && u.query_value("type") == Some("options"))
+        .expect("options uploaded");
+    let body = String::from_utf8_lossy(&upload.raw).into_owned();
+    for part in [
+        "LockCount=4",
+        "ReaderCount=4",
+        "FirmVer=0.1.0",
+        "~DeviceName=lintel",
+    ] {
+        assert!(body.contains(part), "{part} in {body}");
+    }
+    let reg = server.registration(SN).unwrap();
+    assert_eq!(
+        reg.get("MultiBioDataSupport"),
+        Some(lintel::commands::data::bio::DEVICE_MULTI_BIO_DATA_SUPPORT)
+    );
+}

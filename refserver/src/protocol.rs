@@ -487,7 +487,9 @@ fn parse_records(req: &Request, body: &[u8]) -> Result<Vec<Record>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let fields = if is_tabledata {
+        // ATTPHOTO records carry no table-name prefix (10.9's text and example).
+        let prefixed = !tablename.is_some_and(|t| t.eq_ignore_ascii_case("ATTPHOTO"));
+        let fields = if is_tabledata && prefixed {
             // Each record starts with the table name then SP or HT (10.5).
             let name = tablename.unwrap_or_default();
             match line

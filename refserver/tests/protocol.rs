@@ -393,6 +393,16 @@ fn uploads_are_parsed_and_acked_per_mode() {
         "uid=1\tpin=1",
     );
     assert_eq!(no_prefix.status, 400);
+    // ATTPHOTO records have no table-name prefix (10.9).
+    let photo = post(
+        "/iclock/cdata?table=tabledata&tablename=ATTPHOTO&count=1",
+        "pin=snap1.jpg\tsn=X\tsize=3\tphoto=QUJD",
+    );
+    assert_eq!(photo.status, 200);
+    assert_eq!(
+        server.uploads(SN).pop().unwrap().records[0].get("photo"),
+        Some("QUJD")
+    );
 
     let opts = post(
         "/iclock/cdata?table=options",

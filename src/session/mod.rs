@@ -358,6 +358,11 @@ impl Session {
         let store = &self.store;
         let line =
             registry::capability_line(&self.setup.device, &|k| store.option(k).ok().flatten());
+        // The facts announced are what GET OPTIONS answers later (LockCount,
+        // FirmVer, ...); negotiated biometrics keep the server's values.
+        let facts = KeyValues::parse_comma(&line);
+        self.store
+            .set_options(facts.iter().filter(|(k, _)| !k.starts_with("MultiBio")))?;
         let pq = format!("/iclock/registry?SN={}", self.setup.serial);
         let reply = self.conn.request(Method::Post, &pq, line.as_bytes())?;
         if reply.status == 404 && self.init_registered {

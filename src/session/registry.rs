@@ -163,13 +163,15 @@ pub fn capability_line(dev: &DeviceDescription, option: &dyn Fn(&str) -> Option<
     add("BioPhotoFun", "0".into());
     add("BioDataFun", "0".into());
     add("UserPicURLFunOn", "1".into());
+    // What the device supports, not the negotiated result the server's
+    // MultiBio*Support reply leaves in the options (6.1).
     add(
         "MultiBioDataSupport",
-        opt("MultiBioDataSupport", "0:0:0:0:0:0:0:0:0:0"),
+        crate::commands::data::bio::DEVICE_MULTI_BIO_DATA_SUPPORT.into(),
     );
     add(
         "MultiBioPhotoSupport",
-        opt("MultiBioPhotoSupport", "0:0:0:0:0:0:0:0:0:0"),
+        crate::commands::data::bio::DEVICE_MULTI_BIO_PHOTO_SUPPORT.into(),
     );
     add("MultiBioVersion", "0:0:0:0:0:0:0:0:0:0".into());
     add("MaxMultiBioDataCount", "0:0:0:0:0:0:0:0:0:0".into());
