@@ -335,3 +335,60 @@ fn first_card_normal_open_and_first_card_activation() {
     rig.wait_events("0", 3);
     assert_eq!(rig.events("204").len(), 1, "door 2 was never held open");
 }
+
+#[test]
+fn multi_card_opens_when_a_group_combination_is_complete() {
+    let rig = Rig::start();
+    let in_group = |pin: &str, card: u64, group: u32| {
+        format!("DATA UPDATE user CardNo={card}\tPin={pin}\tPassword=\tGroup={group}\tStartTime=0\tEndTime=0\tName=\tPrivilege=0")
+    };
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        in_group("1", 1001, 1),
+        in_group("2", 1002, 2),
+        in_group("3", 1003, 1),
+        in_group("4", 1004, 3),
+        authorize_cmd("1", 1, 15),
+        authorize_cmd("2", 1, 15),
+        authorize_cmd("3", 1, 15),
+        authorize_cmd("4", 1, 15),
+        "SET OPTIONS Door1MultiCardOpenDoor=1,Door1MultiCardInterTime=10".into(),
+        "DATA UPDATE multimcard Index=1\tDoorId=1\tGroup1=1\tGroup2=2\tGroup3=\tGroup4=\tGroup5=\tDevID=1".into(),
+    ]);
+    rig.swipe(1, 1001);
+    rig.engine_sync();
+    assert!(!rig.state().locks[0], "one of two waits");
+    rig.swipe(1, 1002);
+    rig.wait_events("3", 1);
+    rig.engine_sync();
+    assert!(rig.state().locks[0], "group 1 + group 2 open");
+    rig.advance(Duration::from_secs(5));
+    rig.swipe(1, 1004); // group 3 is in no combination
+    rig.swipe(1, 1003); // group 1 waits …
+    rig.advance(Duration::from_secs(9));
+    rig.swipe(1, 1003); // … the same person again counts once and restarts the 10 s
+    rig.advance(Duration::from_secs(10));
+    let ev = rig.wait_events("40", 2);
+    assert_eq!(ev[1].get("time"), Some("2024-05-06 09:00:24"));
+    assert_eq!(ev[1].get("pin"), Some("3"));
+    rig.engine_sync();
+    assert!(!rig.state().locks[0]);
+    let t0 = "2024-05-06 09:00:00";
+    let t5 = "2024-05-06 09:00:05";
+    let want = [
+        id_event(t0, "1", "1001", "1", "26", "4"),
+        id_event(t0, "2", "1002", "1", "3", "4"),
+        id_event(t5, "4", "1004", "1", "40", "4"),
+        id_event(t5, "3", "1003", "1", "26", "4"),
+        id_event("2024-05-06 09:00:14", "3", "1003", "1", "26", "4"),
+    ];
+    let got = rig.scenario_events();
+    assert_eq!(got.len(), want.len() + 1, "{got:?}");
+    for (r, w) in got.iter().zip(&want) {
+        assert_record(r, w);
+    }
+    // A user arriving after the timeout starts a new combination.
+    rig.swipe(1, 1002);
+    rig.swipe(1, 1003);
+    assert_eq!(rig.wait_events("3", 2)[1].get("pin"), Some("3"));
+}

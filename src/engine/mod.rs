@@ -19,6 +19,7 @@
 pub mod control;
 pub mod door;
 pub mod keypad;
+pub mod multicard;
 pub mod rtstate;
 pub mod rules;
 pub mod timezone;
@@ -328,6 +329,8 @@ pub struct Engine {
     entries: HashMap<u8, keypad::ReaderEntry>,
     /// First-card state per door (index as `doors`).
     first_card: Vec<FirstCard>,
+    /// Multi-card opening in progress per door.
+    multi: Vec<multicard::MultiWait>,
     last_state: String,
     next_periodic: Instant,
     wiegand_test: bool,
@@ -346,6 +349,7 @@ impl Engine {
         let settings = vec![DoorSettings::default(); doors.len()];
         let aux = vec![AuxDrive::Off; outputs.aux_out.len()];
         let first_card = vec![FirstCard::Idle; doors.len()];
+        let multi = vec![multicard::MultiWait::Idle; doors.len()];
         let now = setup.monotonic.now();
         Engine {
             setup,
@@ -357,6 +361,7 @@ impl Engine {
             last_punch: HashMap::new(),
             entries: HashMap::new(),
             first_card,
+            multi,
             last_state: String::new(),
             next_periodic: now,
             wiegand_test: false,
@@ -439,7 +444,11 @@ impl Engine {
             AuxDrive::Until(t) => Some(*t),
             _ => None,
         });
-        let entries = self.entries.values().filter_map(|e| e.next_deadline());
+        let entries = self
+            .entries
+            .values()
+            .filter_map(|e| e.next_deadline())
+            .chain(self.multi.iter().filter_map(|m| m.next_deadline()));
         // Wall-clock periods are looked at on each minute while one matters.
         let minute = self
             .first_card
@@ -460,6 +469,14 @@ impl Engine {
     /// Timers, outputs, rtstate, session wake-up: the end of every step.
     fn finish_step(&mut self, now: Instant) {
         self.end_first_card_periods();
+        for i in 0..self.doors.len() {
+            if let Some(pin) = self.multi[i].poll(now) {
+                // 40: the combination was not completed in time.
+                let mut ev = NewEvent::plain(self.time_text(), 40, u32::from(self.doors[i].number));
+                ev.pin = pin;
+                self.log_event(ev);
+            }
+        }
         for i in 0..self.doors.len() {
             let events = self.doors[i].poll(now, &self.settings[i]);
             let number = self.doors[i].number;
@@ -979,7 +996,8 @@ impl Engine {
         let when = self.setup.clock.now_local();
         let verdict = self
             .authorize(at.door, at.inout, user, when, now)
-            .and_then(|v| self.apply_first_card(at, user, presented, v, when));
+            .and_then(|v| self.apply_first_card(at, user, presented, v, when))
+            .and_then(|v| self.apply_multi_card(at, user, v, now));
         let verdict = match verdict {
             Ok(v) => v,
             Err(e) => {
@@ -1059,6 +1077,48 @@ impl Engine {
             }
         }
         Ok(verdict)
+    }
+
+    /// DoorMultiCardOpenDoor 1 with `multimcard` rows: a grant becomes a
+    /// wait (26) until a group combination is complete (3); a user whose
+    /// group is in no combination is refused (40). Super users (208),
+    /// normal-open (1) and first-card (2, 215) grants are not held.
+    fn apply_multi_card(
+        &mut self,
+        at: Arrival,
+        user: &rules::User,
+        verdict: Verdict,
+        now: Instant,
+    ) -> rusqlite::Result<Verdict> {
+        if verdict != Verdict::Grant(0) {
+            return Ok(verdict);
+        }
+        let Some(i) = self.door_index(at.door) else {
+            return Ok(verdict);
+        };
+        let conn = self.store.conn();
+        if rules::door_number(conn, at.door, "MultiCardOpenDoor")? != Some(1) {
+            return Ok(verdict);
+        }
+        let combos = rules::multi_card_combinations(conn, at.door)?;
+        if combos.is_empty() {
+            log::warn!(
+                "door {}: multi-card opening is on but no combination was delivered; single users open",
+                at.door
+            );
+            return Ok(verdict);
+        }
+        let window = rules::door_number(conn, at.door, "MultiCardInterTime")?
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .map_or(multicard::DEFAULT_INTER_TIME, Duration::from_secs);
+        Ok(
+            match self.multi[i].present(&user.pin, user.group, &combos, now, window) {
+                multicard::Outcome::Open => Verdict::Grant(3),
+                multicard::Outcome::Wait => Verdict::Deny(26),
+                multicard::Outcome::Refused => Verdict::Deny(40),
+            },
+        )
     }
 
     /// Ends first-card states whose period is over (204 for a door that

@@ -20,6 +20,8 @@ pub struct User {
     pub start_at: Option<String>,
     pub end_at: Option<String>,
     pub disabled: bool,
+    /// The access group (`Group`), for multi-card opening.
+    pub group: Option<i64>,
 }
 
 /// A card that identified nobody directly but is a multi-card user's card.
@@ -36,13 +38,14 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         start_at: r.get(2)?,
         end_at: r.get(3)?,
         disabled: r.get::<_, Option<i64>>(4)?.unwrap_or(0) != 0,
+        group: r.get::<_, Option<i64>>(5)?,
     })
 }
 
 /// The user whose card this is (`users.cardno`, decimal text).
 pub fn user_by_card(conn: &Connection, card: &str) -> rusqlite::Result<Option<User>> {
     conn.prepare_cached(
-        "SELECT pin, password, start_at, end_at, disable FROM users WHERE cardno = ?1 LIMIT 1",
+        "SELECT pin, password, start_at, end_at, disable, grp FROM users WHERE cardno = ?1 LIMIT 1",
     )?
     .query_row([card], user_from_row)
     .optional()
@@ -50,7 +53,7 @@ pub fn user_by_card(conn: &Connection, card: &str) -> rusqlite::Result<Option<Us
 
 pub fn user_by_pin(conn: &Connection, pin: &str) -> rusqlite::Result<Option<User>> {
     conn.prepare_cached(
-        "SELECT pin, password, start_at, end_at, disable FROM users WHERE pin = ?1",
+        "SELECT pin, password, start_at, end_at, disable, grp FROM users WHERE pin = ?1",
     )?
     .query_row([pin], user_from_row)
     .optional()
@@ -221,7 +224,7 @@ pub fn option_text(conn: &Connection, key: &str) -> rusqlite::Result<Option<Stri
 /// enough to tell a unique match from an ambiguous one.
 pub fn users_by_password(conn: &Connection, password: &str) -> rusqlite::Result<Vec<User>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT pin, password, start_at, end_at, disable FROM users
+        "SELECT pin, password, start_at, end_at, disable, grp FROM users
          WHERE password = ?1 AND password != '' LIMIT 2",
     )?;
     let rows = stmt.query_map([password], user_from_row)?;
@@ -285,6 +288,37 @@ pub fn door_first_card_timezones(conn: &Connection, door: u8) -> rusqlite::Resul
         conn.prepare_cached("SELECT DISTINCT timezone_id FROM first_cards WHERE door_id = ?1")?;
     let rows = stmt.query_map([door], |r| r.get(0))?;
     rows.collect()
+}
+
+/// The multi-card combinations of `door` (`multimcard`): each a multiset
+/// of group ids, one person of each listed group (a group listed twice
+/// needs two). Rows without any group are skipped.
+pub fn multi_card_combinations(conn: &Connection, door: u8) -> rusqlite::Result<Vec<Vec<i64>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT group1, group2, group3, group4, group5 FROM multi_card_groups
+         WHERE door_id = ?1 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map([door], |r| {
+        let mut groups = Vec::new();
+        for c in 0..5 {
+            if let Some(g) = r.get::<_, Option<i64>>(c)? {
+                if g > 0 {
+                    groups.push(g);
+                }
+            }
+        }
+        Ok(groups)
+    })?;
+    let mut out = Vec::new();
+    for groups in rows {
+        let groups = groups?;
+        if groups.is_empty() {
+            log::warn!("door {door}: a multimcard row names no group; skipped");
+        } else {
+            out.push(groups);
+        }
+    }
+    Ok(out)
 }
 
 /// Which of the two verification-mode columns of `DiffTimezoneVS` to read.
