@@ -359,10 +359,14 @@ impl Session {
         let line =
             registry::capability_line(&self.setup.device, &|k| store.option(k).ok().flatten());
         // The facts announced are what GET OPTIONS answers later (LockCount,
-        // FirmVer, ...); negotiated biometrics keep the server's values.
+        // FirmVer, ...); negotiated biometrics keep the server's values, and
+        // so does NewVFStyles: the engine reads the server's answer there (10.2).
         let facts = KeyValues::parse_comma(&line);
-        self.store
-            .set_options(facts.iter().filter(|(k, _)| !k.starts_with("MultiBio")))?;
+        self.store.set_options(
+            facts
+                .iter()
+                .filter(|(k, _)| !k.starts_with("MultiBio") && *k != "NewVFStyles"),
+        )?;
         let pq = format!("/iclock/registry?SN={}", self.setup.serial);
         let reply = self.conn.request(Method::Post, &pq, line.as_bytes())?;
         if reply.status == 404 && self.init_registered {
