@@ -4,6 +4,7 @@ mod common;
 mod engine_common;
 
 use engine_common::*;
+use lintel_hal::sim::SimRequest;
 use std::time::Duration;
 
 #[test]
@@ -391,4 +392,107 @@ fn multi_card_opens_when_a_group_combination_is_complete() {
     rig.swipe(1, 1002);
     rig.swipe(1, 1003);
     assert_eq!(rig.wait_events("3", 2)[1].get("pin"), Some("3"));
+}
+
+#[test]
+fn device_apb_zones_and_timed_apb() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_cmd("1", 4660, ""),
+        authorize_cmd("1", 1, 15),
+        // Appendix 8 value 1: alternate between door 1 and door 2.
+        "SET OPTIONS AntiPassback=1,Door4InTimeAPB=60".into(),
+    ]);
+    let step = || rig.advance(Duration::from_secs(3));
+    rig.swipe(1, 4660); // 09:00:00 in at door 1
+    step();
+    rig.swipe(1, 4660); // 09:00:03 door 1 again: 24
+    step();
+    rig.swipe(2, 4660); // 09:00:06 door 2: the other side
+    step();
+    rig.swipe(2, 4660); // 09:00:09 door 2 again: 24
+    step();
+    rig.swipe(1, 4660); // 09:00:12 back at door 1
+    rig.swipe(3, 4660); // 09:00:12 door 3 is in no zone
+    rig.swipe(4, 4660); // 09:00:12 door 4: timed APB starts
+    step();
+    rig.swipe(4, 4660); // 09:00:15 inside the 60 s: 24
+    rig.advance(Duration::from_secs(57));
+    rig.swipe(4, 4660); // 09:01:12 60 s later: open
+    rig.wait_events("0", 6);
+    let got = rig.scenario_events();
+    let want: Vec<(&str, &str, &str)> = vec![
+        ("09:00:00", "1", "0"),
+        ("09:00:03", "1", "24"),
+        ("09:00:06", "2", "0"),
+        ("09:00:09", "2", "24"),
+        ("09:00:12", "1", "0"),
+        ("09:00:12", "3", "0"),
+        ("09:00:12", "4", "0"),
+        ("09:00:15", "4", "24"),
+        ("09:01:12", "4", "0"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (r, (hms, door, ev)) in got.iter().zip(&want) {
+        let time = format!("2024-05-06 {hms}");
+        assert_record(r, &id_event(&time, "1", "4660", door, ev, "4"));
+    }
+}
+
+#[test]
+fn interlock_keeps_a_door_shut_while_its_partner_is_released_or_held_open() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_cmd("1", 4660, ""),
+        user_cmd("2", 5001, ""),
+        authorize_cmd("1", 1, 15),
+        authorize_cmd("2", 1, 15),
+        // Appendix 9 value 1: doors 1 and 2.
+        "SET OPTIONS InterLock=1".into(),
+    ]);
+    rig.swipe(1, 4660); // door 1 released for 5 s
+    rig.swipe(2, 5001); // door 2 must wait: 25
+    rig.swipe(3, 5001); // door 3 is not interlocked
+    rig.wait_events("25", 1);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [true, false, true, false]);
+    rig.advance(Duration::from_secs(5));
+    assert_eq!(rig.state().locks, [false; 4]);
+    // Door 1 held open (here: forced) also keeps door 2 shut, for a card
+    // and for the exit button.
+    rig.sim(SimRequest::Sensor {
+        door: 1,
+        open: true,
+    });
+    rig.wait_events("102", 1);
+    rig.swipe(2, 5001);
+    rig.sim(SimRequest::Button { door: 2 });
+    rig.wait_events("25", 3);
+    rig.engine_sync();
+    assert!(!rig.state().locks[1]);
+    rig.sim(SimRequest::Sensor {
+        door: 1,
+        open: false,
+    });
+    rig.wait_events("201", 1);
+    rig.swipe(2, 5001);
+    rig.wait_events("0", 3);
+    rig.engine_sync();
+    assert!(rig.state().locks[1], "door 1 closed: door 2 opens");
+    let codes = codes(&rig);
+    assert_eq!(
+        codes,
+        ["0", "25", "0", "200", "102", "25", "25", "201", "0"],
+        "{:?}",
+        rig.scenario_events()
+    );
+    let ev = rig.events("25");
+    assert_record(
+        &ev[0],
+        &id_event("2024-05-06 09:00:00", "2", "5001", "2", "25", "4"),
+    );
+    assert_eq!(ev[2].get("eventaddr"), Some("2"), "the exit button's 25");
+    assert_eq!(ev[2].get("pin"), Some("0"));
 }

@@ -16,6 +16,7 @@
 //! the row is committed before the session is told, so nothing is reported
 //! that is not stored.
 
+pub mod apb;
 pub mod control;
 pub mod door;
 pub mod keypad;
@@ -653,6 +654,15 @@ impl Engine {
                     self.log_plain(code::EXIT_BUTTON_LOCKED, u32::from(n));
                     return;
                 }
+                match self.interlock_blocks(n, now) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        // The exit button obeys the interlock as a card does.
+                        self.log_plain(25, u32::from(n));
+                        return;
+                    }
+                    Err(e) => log::error!("door {n}: cannot read InterLock ({e}); not applied"),
+                }
                 let drive = self.settings[i].drive_time;
                 self.doors[i].release(now, drive);
                 self.drive_outputs(now);
@@ -1251,18 +1261,54 @@ impl Engine {
         Ok(Mode::auto())
     }
 
-    /// Persists the passage for anti-passback when the door uses it.
+    /// Persists the passage for the anti-passback rules in use.
     fn remember_passage(&self, pin: &str, door: u8, inout: u32, at: chrono::NaiveDateTime) {
+        if let Err(e) = self.try_remember_passage(pin, door, inout, at) {
+            log::error!("door {door}: cannot remember user {pin}'s passage for APB: {e}");
+        }
+    }
+
+    fn try_remember_passage(
+        &self,
+        pin: &str,
+        door: u8,
+        inout: u32,
+        at: chrono::NaiveDateTime,
+    ) -> rusqlite::Result<()> {
         let conn = self.store.conn();
-        match rules::door_number(conn, door, "InOutAntiPassback") {
-            Ok(Some(mode)) if mode > 0 => {
-                if let Err(e) = rules::apb_record(conn, pin, door, inout, &format_record_time(at)) {
-                    log::error!("door {door}: cannot remember user {pin}'s passage for APB: {e}");
+        let at = format_record_time(at);
+        let in_out = rules::door_number(conn, door, "InOutAntiPassback")?.unwrap_or(0);
+        let in_time = rules::door_number(conn, door, "InTimeAPB")?.unwrap_or(0);
+        if in_out > 0 || in_time > 0 {
+            rules::apb_record(conn, pin, door, inout, &at)?;
+        }
+        let device_apb = rules::option_number(conn, "AntiPassback")?.unwrap_or(0);
+        for zone in apb::zones(device_apb) {
+            if let Some(side) = zone.side(door, inout) {
+                rules::apb_zone_record(conn, pin, zone.id, side, &at)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// InterLock (Appendix 9): whether another door of `door`'s group is
+    /// open or released now, so `door` must stay shut (25).
+    fn interlock_blocks(&self, door: u8, now: Instant) -> rusqlite::Result<bool> {
+        let value = rules::option_number(self.store.conn(), "InterLock")?.unwrap_or(0);
+        for group in apb::interlock_groups(value) {
+            if !group.contains(&door) {
+                continue;
+            }
+            for other in group.iter().filter(|o| **o != door) {
+                if let Some(j) = self.door_index(*other) {
+                    let d = &self.doors[j];
+                    if matches!(d.contact, door::Contact::Open { .. }) || d.lock_wanted(now) {
+                        return Ok(true);
+                    }
                 }
             }
-            Ok(_) => {}
-            Err(e) => log::error!("door {door}: cannot read DoorInOutAntiPassback: {e}"),
         }
+        Ok(false)
     }
 
     /// The user a card belongs to, or the refusal (pin, event) when none.
@@ -1363,6 +1409,30 @@ impl Engine {
             if guarded && rules::apb_last(conn, &user.pin, door)? == Some(inout) {
                 return Ok(Verdict::Deny(24));
             }
+        }
+        // DoorInTimeAPB: no second passage at this door within that many seconds.
+        let in_time = rules::door_number(conn, door, "InTimeAPB")?.unwrap_or(0);
+        if in_time > 0 {
+            let last = rules::apb_last_at(conn, &user.pin, door)?
+                .and_then(|t| crate::protocol::time::parse_record_time(&t));
+            if let Some(last) = last {
+                // A clock set back (last in the future) does not lock anyone out.
+                if at >= last && at < last + chrono::Duration::seconds(in_time) {
+                    return Ok(Verdict::Deny(24));
+                }
+            }
+        }
+        // AntiPassback (Appendix 8): alternate between the sides of each zone.
+        let device_apb = rules::option_number(conn, "AntiPassback")?.unwrap_or(0);
+        for zone in apb::zones(device_apb) {
+            if let Some(side) = zone.side(door, inout) {
+                if rules::apb_zone_last(conn, &user.pin, zone.id)? == Some(side) {
+                    return Ok(Verdict::Deny(24));
+                }
+            }
+        }
+        if self.interlock_blocks(door, now)? {
+            return Ok(Verdict::Deny(25));
         }
         if self.doors[i].is_normal_open() {
             return Ok(Verdict::Grant(1));

@@ -392,6 +392,35 @@ pub fn vs_mode(
     Ok(modes[day * 3 + n][col].filter(|m| *m != 255))
 }
 
+/// When the user last passed this door (record time text), for timed APB.
+pub fn apb_last_at(conn: &Connection, pin: &str, door: u8) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT at FROM engine_apb WHERE pin = ?1 AND door = ?2")?
+        .query_row(params![pin, door], |r| r.get(0))
+        .optional()
+}
+
+/// The side of device-APB zone `zone` the user last passed.
+pub fn apb_zone_last(conn: &Connection, pin: &str, zone: u8) -> rusqlite::Result<Option<u32>> {
+    conn.prepare_cached("SELECT side FROM engine_apb_zones WHERE pin = ?1 AND zone = ?2")?
+        .query_row(params![pin, zone], |r| r.get(0))
+        .optional()
+}
+
+pub fn apb_zone_record(
+    conn: &Connection,
+    pin: &str,
+    zone: u8,
+    side: u32,
+    at: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO engine_apb_zones(pin, zone, side, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(pin, zone) DO UPDATE SET side = excluded.side, at = excluded.at",
+    )?
+    .execute(params![pin, zone, side, at])?;
+    Ok(())
+}
+
 /// The door's settings, with Appendix 10's defaults.
 pub fn door_settings(
     conn: &Connection,

@@ -27,6 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "engine state",
         sql: include_str!("migrations/0003_engine.sql"),
     },
+    Migration {
+        version: 4,
+        name: "engine apb zones",
+        sql: include_str!("migrations/0004_engine_apb_zones.sql"),
+    },
 ];
 
 pub(super) fn latest_version() -> i64 {
