@@ -67,7 +67,11 @@ impl StartOptions {
         };
         StartOptions {
             clock: Arc::new(DeviceClock::new(config.device.utc_offset_minutes)),
-            transport: Box::new(UreqTransport::new()),
+            transport: Box::new(if config.server.url.trim().starts_with("https://") {
+                UreqTransport::with_ca_file(&config.server.ca_file)
+            } else {
+                UreqTransport::with_ca_file(std::path::Path::new(""))
+            }),
             platform,
             extra_executors: Vec::new(),
             monotonic: Arc::new(crate::engine::SystemMonotonic),

@@ -90,6 +90,14 @@ pub struct ServerConfig {
     /// Push the device parameters after connecting (7.6, PushOptionsFlag). Default false.
     #[serde(default)]
     pub push_options: bool,
+    /// PEM bundle of the CAs an `https://` server is verified against.
+    /// Default `/etc/ssl/certs/ca-certificates.crt` (the system bundle).
+    #[serde(default = "default_ca_file")]
+    pub ca_file: PathBuf,
+}
+
+fn default_ca_file() -> PathBuf {
+    PathBuf::from(crate::session::transport::SYSTEM_CA_FILE)
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -174,6 +182,7 @@ impl Config {
         config.base_dir = base.to_owned();
         config.device.data_dir = resolve(base, &config.device.data_dir);
         config.device.board = resolve(base, &config.device.board);
+        config.server.ca_file = resolve(base, &config.server.ca_file);
         if let Some(k) = &config.upgrade.public_key {
             config.upgrade.public_key = Some(resolve(base, k));
         }

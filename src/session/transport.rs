@@ -89,9 +89,50 @@ pub struct UreqTransport {
     user_agent: String,
 }
 
+/// Where Debian and most embedded distributions keep the system CA bundle.
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Reads PEM root certificates. A missing or unreadable bundle gives an
+/// empty set: plain HTTP still works, HTTPS fails with a certificate error
+/// that the log line below explains.
+pub fn load_root_certs(path: &std::path::Path) -> Vec<ureq::tls::Certificate<'static>> {
+    let pem = match std::fs::read(path) {
+        Ok(pem) => pem,
+        Err(e) => {
+            log::warn!(
+                "CA bundle {}: {e}; HTTPS servers cannot be verified (set server.ca_file)",
+                path.display()
+            );
+            return Vec::new();
+        }
+    };
+    ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect()
+}
+
 impl UreqTransport {
+    /// A transport that trusts the system CA bundle.
     pub fn new() -> Self {
+        Self::with_ca_file(std::path::Path::new(SYSTEM_CA_FILE))
+    }
+
+    /// A transport that trusts the roots in `ca_file` (PEM); an empty path
+    /// trusts none, for plain-HTTP servers.
+    pub fn with_ca_file(ca_file: &std::path::Path) -> Self {
+        let roots = if ca_file.as_os_str().is_empty() {
+            Vec::new()
+        } else {
+            load_root_certs(ca_file)
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+            .build();
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             // The device sends exactly the headers the protocol needs.
             .user_agent(ureq::config::AutoHeaderValue::None)
@@ -217,5 +258,24 @@ impl Transport for UreqTransport {
             headers,
             body,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_certs_come_from_a_pem_bundle_and_a_missing_one_is_empty() {
+        assert!(load_root_certs(std::path::Path::new("/nonexistent/ca.pem")).is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, b"not a certificate").unwrap();
+        assert!(load_root_certs(&garbage).is_empty());
+        // The machine's own bundle, where it has one, yields many roots.
+        let system = std::path::Path::new(SYSTEM_CA_FILE);
+        if system.exists() {
+            assert!(load_root_certs(system).len() > 10);
+        }
     }
 }
