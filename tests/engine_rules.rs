@@ -496,3 +496,193 @@ fn interlock_keeps_a_door_shut_while_its_partner_is_released_or_held_open() {
     assert_eq!(ev[2].get("eventaddr"), Some("2"), "the exit button's 25");
     assert_eq!(ev[2].get("pin"), Some("0"));
 }
+
+/// Events of the schedule tests: (time, event, eventaddr).
+fn plain_events(rig: &Rig) -> Vec<(String, String, String)> {
+    rig.scenario_events()
+        .iter()
+        .map(|r| {
+            let f = |k| r.get(k).unwrap_or("").to_string();
+            (f("time"), f("event"), f("eventaddr"))
+        })
+        .collect()
+}
+
+fn at(hms: &str, event: &str, addr: &str) -> (String, String, String) {
+    (format!("2024-05-06 {hms}"), event.into(), addr.into())
+}
+
+#[test]
+fn normal_open_periods_start_and_end_on_schedule_and_04_disables_the_day() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        timezone_cmd(2, &[1], interval(901, 902)),
+        timezone_cmd(3, &[1], interval(910, 920)),
+        user_cmd("1", 4660, ""),
+        authorize_cmd("1", 1, 15),
+        "SET OPTIONS Door1KeepOpenTimeZone=2,Door2KeepOpenTimeZone=3".into(),
+    ]);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [false; 4]);
+    rig.advance(Duration::from_secs(59));
+    assert!(!rig.state().locks[0], "09:00:59 is before the period");
+    rig.advance(Duration::from_secs(1));
+    assert!(rig.state().locks[0], "09:01:00 normal open");
+    rig.swipe(1, 4660); // a punch inside the period: 1
+    rig.advance(Duration::from_secs(119));
+    assert!(rig.state().locks[0], "09:02:59 is still inside");
+    rig.advance(Duration::from_secs(1));
+    assert!(!rig.state().locks[0], "09:03:00 locked again");
+    rig.advance(Duration::from_secs(7 * 60));
+    assert!(rig.state().locks[1], "door 2's period started at 09:10");
+    rig.enrol(&["CONTROL DEVICE 04020000".into()]);
+    rig.engine_sync();
+    assert!(!rig.state().locks[1], "disabled for the day");
+    rig.advance(Duration::from_secs(60));
+    assert!(!rig.state().locks[1], "and stays so at 09:11");
+    rig.wait_events("204", 2);
+    assert_eq!(
+        plain_events(&rig),
+        [
+            at("09:01:00", "5", "1"),
+            at("09:01:00", "1", "1"),
+            at("09:03:00", "204", "1"),
+            at("09:10:00", "5", "2"),
+            at("09:10:00", "10", "2"),
+            at("09:10:00", "204", "2"),
+        ]
+    );
+}
+
+#[test]
+fn exit_button_and_aux_input_periods_and_scheduled_aux_outputs() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(2, &[1], interval(1000, 1100)),
+        timezone_cmd(3, &[1], interval(901, 901)),
+        timezone_cmd(4, &[1], interval(900, 1200)),
+        "DATA UPDATE InputIOSetting Number=1\tInType=0\tTimeZoneld=2\tDevID=1".into(),
+        "DATA UPDATE InputIOSetting Number=1\tInType=1\tTimeZoneld=2\tDevID=1".into(),
+        "DATA UPDATE outrelaysetting Num=1\tOutType=1\tActionType=1\tTimezoneId=2\tDevID=1".into(),
+        "DATA UPDATE outrelaysetting Num=2\tOutType=1\tActionType=2\tTimezoneId=4\tDevID=1".into(),
+    ]);
+    rig.sim(SimRequest::Button { door: 1 });
+    rig.wait_events("64", 1);
+    aux_in(&rig, 1, true);
+    rig.wait_events("65", 1);
+    aux_in(&rig, 1, false);
+    rig.wait_events("225", 1);
+    rig.sim(SimRequest::Button { door: 2 }); // door 2's button has no period
+    rig.wait_events("202", 1);
+    // Aux output 2 is held off by its schedule, a remote "on" included.
+    rig.enrol(&["CONTROL DEVICE 010202FF".into()]);
+    rig.engine_sync();
+    let s = rig.state();
+    assert_eq!(s.locks, [false, true, false, false]);
+    assert_eq!(s.aux_out, [false; 4]);
+    rig.advance(Duration::from_secs(3600));
+    let s = rig.state();
+    assert_eq!(s.aux_out, [true, false, false, false], "229 at 10:00");
+    rig.sim(SimRequest::Button { door: 1 });
+    rig.wait_events("202", 2);
+    aux_in(&rig, 1, true);
+    rig.wait_events("226", 1);
+    rig.engine_sync();
+    assert!(rig.state().locks[0]);
+    rig.advance(Duration::from_secs(3660));
+    assert_eq!(rig.state().aux_out, [false; 4], "230 at 11:01");
+    rig.advance(Duration::from_secs(3600));
+    assert_eq!(
+        rig.state().aux_out,
+        [false, true, false, false],
+        "12:01: the remote on holds again"
+    );
+    rig.wait_events("230", 1);
+    assert_eq!(
+        plain_events(&rig),
+        [
+            at("09:00:00", "64", "1"),
+            at("09:00:00", "65", "1"),
+            at("09:00:00", "225", "1"),
+            at("09:00:00", "202", "2"),
+            at("09:00:00", "12", "2"),
+            at("10:00:00", "229", "1"),
+            at("10:00:00", "202", "1"),
+            at("10:00:00", "226", "1"),
+            at("11:01:00", "230", "1"),
+        ]
+    );
+}
+
+/// An aux input level held past the 20 ms debounce.
+fn aux_in(rig: &Rig, index: u8, on: bool) {
+    rig.sim(SimRequest::AuxIn { index, on });
+    std::thread::sleep(Duration::from_millis(60));
+}
+
+#[test]
+fn linkage_drives_outputs_once_and_an_output_wired_back_does_not_spin() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        // Aux input 1 → aux output 1 for 3 s.
+        "DATA UPDATE inoutfun Index=1\tEventType=226\tInAddr=1\tOutType=1\tOutAddr=1\tOutTime=3\tReserved=0\tInDevID=1\tOutDevID=1".into(),
+        // Any exit button → door 3 normal open.
+        "DATA UPDATE inoutfun Index=2\tEventType=202\tInAddr=0\tOutType=0\tOutAddr=3\tOutTime=255\tReserved=0\tInDevID=1\tOutDevID=1".into(),
+        // A linkage on the linkage event itself never fires.
+        "DATA UPDATE inoutfun Index=3\tEventType=6\tInAddr=0\tOutType=1\tOutAddr=2\tOutTime=5\tReserved=0\tInDevID=1\tOutDevID=1".into(),
+    ]);
+    aux_in(&rig, 1, true);
+    rig.wait_events("6", 1);
+    rig.engine_sync();
+    assert_eq!(rig.state().aux_out, [true, false, false, false]);
+    // Aux output 1 wired back to aux input 1: the input follows the output.
+    // While the linkage's 3 s run, it does not fire again.
+    for _ in 0..3 {
+        aux_in(&rig, 1, false);
+        aux_in(&rig, 1, true);
+    }
+    rig.wait_events("226", 4);
+    rig.advance(Duration::from_secs(3));
+    assert_eq!(rig.state().aux_out, [false; 4], "off after OutTime");
+    aux_in(&rig, 1, false);
+    aux_in(&rig, 1, true);
+    rig.wait_events("6", 2);
+    rig.sim(SimRequest::Button { door: 1 });
+    rig.wait_events("6", 3);
+    rig.engine_sync();
+    let s = rig.state();
+    assert_eq!(
+        s.locks,
+        [true, false, true, false],
+        "door 1 by its button, door 3 by the linkage"
+    );
+    assert_eq!(
+        s.aux_out,
+        [true, false, false, false],
+        "linkage 3 never fired; {:?}",
+        plain_events(&rig)
+    );
+    let six = rig.events("6");
+    assert_eq!(six.len(), 3, "{six:?}");
+    assert_record(
+        &six[0],
+        &[
+            ("time", "2024-05-06 09:00:00"),
+            ("pin", "0"),
+            ("cardno", "0"),
+            ("sitecode", "0"),
+            ("linkid", "1"),
+            ("eventaddr", "1"),
+            ("event", "6"),
+            ("inoutstatus", "0"),
+            ("verifytype", "226"),
+        ],
+    );
+    assert_eq!(six[1].get("time"), Some("2024-05-06 09:00:03"));
+    assert_eq!(
+        (six[2].get("linkid"), six[2].get("verifytype")),
+        (Some("2"), Some("202"))
+    );
+    assert_eq!(rig.events("226").len(), 5);
+}

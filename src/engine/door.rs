@@ -41,6 +41,8 @@ pub struct DoorSettings {
     pub held_open_after: Option<Duration>,
     /// DoorCloseAndLock: relock as soon as the door closes.
     pub close_and_lock: bool,
+    /// DoorKeepOpenTimeZone: the time rule of the normal-open period.
+    pub keep_open_tz: Option<i64>,
 }
 
 impl Default for DoorSettings {
@@ -50,6 +52,7 @@ impl Default for DoorSettings {
             has_sensor: true,
             held_open_after: None,
             close_and_lock: true,
+            keep_open_tz: None,
         }
     }
 }
@@ -269,6 +272,7 @@ mod tests {
             has_sensor: true,
             held_open_after: Some(Duration::from_secs(10)),
             close_and_lock: true,
+            keep_open_tz: None,
         }
     }
 

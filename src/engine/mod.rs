@@ -264,6 +264,16 @@ enum AuxDrive {
     On,
 }
 
+/// What a scheduled output (`outrelaysetting`) does to an aux output now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuxSchedule {
+    None,
+    /// ActionType 1: held on (229 at the start, 230 at the end).
+    On,
+    /// ActionType 2: held off whatever else drives it.
+    ForcedOff,
+}
+
 /// Where an identification arrived: the reader, its door and side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Arrival {
@@ -332,6 +342,17 @@ pub struct Engine {
     first_card: Vec<FirstCard>,
     /// Multi-card opening in progress per door.
     multi: Vec<multicard::MultiWait>,
+    /// Scheduled outputs per aux output.
+    aux_sched: Vec<AuxSchedule>,
+    /// The day CONTROL DEVICE 04 disabled a door's normal-open period for.
+    keep_open_off_on: Vec<Option<chrono::NaiveDate>>,
+    /// (minute, data_version) the schedules were last evaluated for.
+    schedule_key: Option<(chrono::NaiveDateTime, i64)>,
+    /// Set while linkage actions run: their own events trigger nothing.
+    in_linkage: bool,
+    /// Until when each linkage row's last action runs; it does not fire
+    /// again before, so an output wired back to an input cannot spin.
+    linkage_busy: HashMap<i64, Instant>,
     last_state: String,
     next_periodic: Instant,
     wiegand_test: bool,
@@ -351,6 +372,8 @@ impl Engine {
         let aux = vec![AuxDrive::Off; outputs.aux_out.len()];
         let first_card = vec![FirstCard::Idle; doors.len()];
         let multi = vec![multicard::MultiWait::Idle; doors.len()];
+        let aux_sched = vec![AuxSchedule::None; outputs.aux_out.len()];
+        let keep_open_off_on = vec![None; doors.len()];
         let now = setup.monotonic.now();
         Engine {
             setup,
@@ -363,6 +386,11 @@ impl Engine {
             entries: HashMap::new(),
             first_card,
             multi,
+            aux_sched,
+            keep_open_off_on,
+            schedule_key: None,
+            in_linkage: false,
+            linkage_busy: HashMap::new(),
             last_state: String::new(),
             next_periodic: now,
             wiegand_test: false,
@@ -451,14 +479,12 @@ impl Engine {
             .filter_map(|e| e.next_deadline())
             .chain(self.multi.iter().filter_map(|m| m.next_deadline()));
         // Wall-clock periods are looked at on each minute while one matters.
-        let minute = self
-            .first_card
-            .iter()
-            .any(|f| *f != FirstCard::Idle)
-            .then(|| {
-                let s = self.setup.clock.now_local().second();
-                self.setup.monotonic.now() + Duration::from_secs(u64::from(60 - s.min(59)))
-            });
+        // Time rules have minute resolution: look at the schedules on each
+        // minute (normal-open periods, scheduled outputs, first-card periods).
+        let minute = {
+            let s = self.setup.clock.now_local().second();
+            Some(self.setup.monotonic.now() + Duration::from_secs(u64::from(60 - s.min(59))))
+        };
         doors
             .chain(aux)
             .chain(entries)
@@ -469,6 +495,8 @@ impl Engine {
 
     /// Timers, outputs, rtstate, session wake-up: the end of every step.
     fn finish_step(&mut self, now: Instant) {
+        self.run_schedules();
+        self.linkage_busy.retain(|_, until| now < *until);
         self.end_first_card_periods();
         for i in 0..self.doors.len() {
             if let Some(pin) = self.multi[i].poll(now) {
@@ -539,7 +567,11 @@ impl Engine {
             }
         }
         for (i, a) in self.aux.iter().enumerate() {
-            let want = *a != AuxDrive::Off;
+            let want = match self.aux_sched.get(i) {
+                Some(AuxSchedule::ForcedOff) => false,
+                Some(AuxSchedule::On) => true,
+                _ => *a != AuxDrive::Off,
+            };
             if let Some(out) = self.outputs.aux_out.get_mut(i) {
                 if out.is_on() != want {
                     if let Err(e) = out.set(want) {
@@ -593,6 +625,180 @@ impl Engine {
             // The decision stands (outputs are already driven); losing the row
             // is the one thing left to report.
             Err(e) => log::error!("cannot log event {} at {}: {e}", ev.event, ev.eventaddr),
+        }
+        // Event 6 never triggers a linkage, nor does anything a linkage caused.
+        if !self.in_linkage && ev.event != 6 {
+            self.run_linkages(&ev);
+        }
+    }
+
+    /// `inoutfun`: drives the outputs the event's linkages name and logs 6
+    /// per action (linkid = the row, verifytype = the triggering event).
+    fn run_linkages(&mut self, ev: &NewEvent) {
+        let rows = match rules::linkages_for(self.store.conn(), ev.event, ev.eventaddr) {
+            Ok(rows) => rows,
+            Err(e) => {
+                log::error!("cannot read the linkages of event {} ({e})", ev.event);
+                return;
+            }
+        };
+        if rows.is_empty() {
+            return;
+        }
+        let now = self.setup.monotonic.now();
+        self.in_linkage = true;
+        for l in rows {
+            if self.linkage_busy.get(&l.index).is_some_and(|u| now < *u) {
+                log::info!(
+                    "linkage {}: its last action still runs; not repeated",
+                    l.index
+                );
+                continue;
+            }
+            let secs = u64::try_from(l.out_time).unwrap_or(0);
+            let action = match l.out_time {
+                0 => OutputAction::Off,
+                255 => OutputAction::NormalOpen,
+                _ => OutputAction::For(Duration::from_secs(secs)),
+            };
+            let driven = if l.aux {
+                let i = usize::try_from(l.out_addr)
+                    .ok()
+                    .and_then(|a| a.checked_sub(1));
+                match i.and_then(|i| self.aux.get_mut(i)) {
+                    Some(a) => {
+                        *a = match action {
+                            OutputAction::Off => AuxDrive::Off,
+                            OutputAction::For(d) => AuxDrive::Until(now + d),
+                            OutputAction::NormalOpen => AuxDrive::On,
+                        };
+                        true
+                    }
+                    None => false,
+                }
+            } else {
+                match u8::try_from(l.out_addr)
+                    .ok()
+                    .and_then(|d| self.door_index(d))
+                {
+                    Some(i) => {
+                        match action {
+                            OutputAction::Off => {
+                                self.doors[i].set_normal_open(false);
+                                self.doors[i].relock();
+                            }
+                            OutputAction::For(d) => self.doors[i].release(now, d),
+                            OutputAction::NormalOpen => self.doors[i].set_normal_open(true),
+                        }
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if !driven {
+                log::warn!(
+                    "linkage {}: output {} does not exist; skipped",
+                    l.index,
+                    l.out_addr
+                );
+                continue;
+            }
+            // At least a second, so a zero-time action wired back cannot spin either.
+            self.linkage_busy
+                .insert(l.index, now + Duration::from_secs(secs.clamp(1, 254)));
+            self.log_event(NewEvent {
+                time: ev.time.clone(),
+                pin: ev.pin.clone(),
+                cardno: ev.cardno.clone(),
+                sitecode: ev.sitecode.clone(),
+                linkid: u32::try_from(l.index).unwrap_or(0),
+                eventaddr: ev.eventaddr,
+                event: 6,
+                inoutstatus: ev.inoutstatus,
+                // Appendix 2: a linkage record's verification mode is the event type.
+                verifytype: ev.event.to_string(),
+            });
+        }
+        self.drive_outputs(now);
+        self.in_linkage = false;
+    }
+
+    /// Normal-open periods (DoorKeepOpenTimeZone, door rows of
+    /// `outrelaysetting`; 5 at the start, 204 at the end) and scheduled aux
+    /// outputs (229 / 230). Evaluated once per minute and whenever the
+    /// rules changed (another connection committed).
+    fn run_schedules(&mut self) {
+        let when = self.setup.clock.now_local();
+        let minute = when.with_second(0).unwrap_or(when);
+        let version = match rules::data_version(self.store.conn()) {
+            Ok(v) => v,
+            Err(e) => {
+                log::error!("cannot read the data version ({e}); schedules evaluated now");
+                -1
+            }
+        };
+        if self.schedule_key == Some((minute, version)) && version >= 0 {
+            return;
+        }
+        self.schedule_key = Some((minute, version));
+        let outputs = match rules::scheduled_outputs(self.store.conn()) {
+            Ok(o) => o,
+            Err(e) => {
+                log::error!("cannot read the scheduled outputs ({e})");
+                Vec::new()
+            }
+        };
+        let covers = |tz: i64| match rules::rule_covers(self.store.conn(), tz, when) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("cannot read time rule {tz} ({e}); it covers nothing");
+                false
+            }
+        };
+        let mut door_open = vec![false; self.doors.len()];
+        for (i, d) in self.doors.iter().enumerate() {
+            let by_param = self.settings[i].keep_open_tz.is_some_and(covers);
+            let by_output = outputs.iter().any(|o| {
+                !o.aux && o.action == 1 && o.num == i64::from(d.number) && covers(o.timezone)
+            });
+            door_open[i] = (by_param || by_output) && self.keep_open_off_on[i] != Some(when.date());
+        }
+        let mut aux = vec![AuxSchedule::None; self.aux.len()];
+        for o in outputs.iter().filter(|o| o.aux) {
+            let Some(i) = usize::try_from(o.num).ok().and_then(|n| n.checked_sub(1)) else {
+                continue;
+            };
+            if i < aux.len() && covers(o.timezone) {
+                aux[i] = if o.action == 1 {
+                    AuxSchedule::On
+                } else {
+                    AuxSchedule::ForcedOff
+                };
+            }
+        }
+        for (i, open) in door_open.into_iter().enumerate() {
+            if self.doors[i].schedule_open != open {
+                self.doors[i].schedule_open = open;
+                let n = u32::from(self.doors[i].number);
+                self.log_plain(
+                    if open {
+                        code::NORMAL_OPEN_START
+                    } else {
+                        code::NORMAL_OPEN_END
+                    },
+                    n,
+                );
+            }
+        }
+        for (i, s) in aux.into_iter().enumerate() {
+            let was_on = self.aux_sched[i] == AuxSchedule::On;
+            self.aux_sched[i] = s;
+            let n = u32::try_from(i + 1).unwrap_or(0);
+            match (was_on, s == AuxSchedule::On) {
+                (false, true) => self.log_plain(229, n),
+                (true, false) => self.log_plain(230, n),
+                _ => {}
+            }
         }
     }
 
@@ -654,6 +860,15 @@ impl Engine {
                     self.log_plain(code::EXIT_BUTTON_LOCKED, u32::from(n));
                     return;
                 }
+                match self.input_allowed(n, 0) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // 64: the exit button is outside its InputIOSetting period.
+                        self.log_plain(64, u32::from(n));
+                        return;
+                    }
+                    Err(e) => log::error!("door {n}: cannot read the exit button's period ({e})"),
+                }
                 match self.interlock_blocks(n, now) {
                     Ok(false) => {}
                     Ok(true) => {
@@ -671,6 +886,17 @@ impl Engine {
             InputKind::AuxIn(n) => {
                 if initial {
                     return;
+                }
+                if level {
+                    match self.input_allowed(n, 1) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // 65: the aux input is outside its InputIOSetting period.
+                            self.log_plain(65, u32::from(n));
+                            return;
+                        }
+                        Err(e) => log::error!("aux input {n}: cannot read its period ({e})"),
+                    }
                 }
                 // 226 "trigger the auxiliary input point", 225 "is normal".
                 self.log_plain(if level { 226 } else { 225 }, u32::from(n));
@@ -1291,6 +1517,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether an input (`in_type` 0 exit button of door `number`, 1 aux
+    /// input) is inside its `InputIOSetting` period, or has none.
+    fn input_allowed(&self, number: u8, in_type: u8) -> rusqlite::Result<bool> {
+        let conn = self.store.conn();
+        match rules::input_timezone(conn, number, in_type)? {
+            Some(tz) => rules::rule_covers(conn, tz, self.setup.clock.now_local()),
+            None => Ok(true),
+        }
+    }
+
     /// InterLock (Appendix 9): whether another door of `door`'s group is
     /// open or released now, so `door` must stay shut (25).
     fn interlock_blocks(&self, door: u8, now: Instant) -> rusqlite::Result<bool> {
@@ -1529,6 +1765,13 @@ impl Engine {
                 for i in doors {
                     let n = u32::from(self.doors[i].number);
                     self.doors[i].set_normal_open(enable);
+                    // The day's normal-open period (DoorKeepOpenTimeZone) off or on again.
+                    self.keep_open_off_on[i] = if enable {
+                        None
+                    } else {
+                        Some(self.setup.clock.now_local().date())
+                    };
+                    self.schedule_key = None;
                     if !enable {
                         // "Disable the normal open period of the day" also
                         // ends a first-card normal open.

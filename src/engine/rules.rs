@@ -421,6 +421,98 @@ pub fn apb_zone_record(
     Ok(())
 }
 
+/// SQLite's `PRAGMA data_version`: changes whenever another connection
+/// (the session applying DATA and OPTIONS) commits. Caches of rule data
+/// compare it to know when to reload.
+pub fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
+}
+
+/// A scheduled output row (`outrelaysetting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledOutput {
+    /// Door number (out_type 0) or aux output number (1).
+    pub num: i64,
+    pub aux: bool,
+    /// 1 normal open, 2 normally closed, 0 none.
+    pub action: i64,
+    pub timezone: i64,
+}
+
+pub fn scheduled_outputs(conn: &Connection) -> rusqlite::Result<Vec<ScheduledOutput>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT num, out_type, action_type, timezone_id FROM scheduled_outputs
+         WHERE action_type IN (1, 2) AND timezone_id IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ScheduledOutput {
+            num: r.get(0)?,
+            aux: r.get::<_, i64>(1)? == 1,
+            action: r.get(2)?,
+            timezone: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The `InputIOSetting` time rule of an exit button (`in_type` 0, number =
+/// door) or aux input (1, number = aux input); `None` = no restriction.
+pub fn input_timezone(conn: &Connection, number: u8, in_type: u8) -> rusqlite::Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT timezone_id FROM input_io_settings WHERE number = ?1 AND in_type = ?2",
+        )?
+        .query_row(params![number, in_type], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten()
+        .filter(|tz| *tz > 0))
+}
+
+/// A linkage row (`inoutfun`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linkage {
+    pub index: i64,
+    /// false = a door's lock, true = an aux output.
+    pub aux: bool,
+    pub out_addr: i64,
+    /// 0 off/close, 1–254 seconds, 255 normal open.
+    pub out_time: i64,
+}
+
+/// The linkages an event at `addr` triggers (`InAddr` 0 = any position).
+pub fn linkages_for(conn: &Connection, event: u32, addr: u32) -> rusqlite::Result<Vec<Linkage>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, out_type, out_addr, out_time FROM linkages
+         WHERE event_type = ?1 AND (in_addr = ?2 OR in_addr = 0 OR in_addr IS NULL)
+         ORDER BY idx",
+    )?;
+    let rows = stmt.query_map(params![event, addr], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (index, out_type, out_addr, out_time) = row?;
+        match (out_type, out_addr, out_time) {
+            (Some(t @ (0 | 1)), Some(a), Some(time)) if a >= 0 && (0..=255).contains(&time) => {
+                out.push(Linkage {
+                    index,
+                    aux: t == 1,
+                    out_addr: a,
+                    out_time: time,
+                })
+            }
+            _ => log::warn!("linkage {index}: output {out_type:?}/{out_addr:?}/{out_time:?} is not usable; skipped"),
+        }
+    }
+    Ok(out)
+}
+
 /// The door's settings, with Appendix 10's defaults.
 pub fn door_settings(
     conn: &Connection,
@@ -440,6 +532,7 @@ pub fn door_settings(
             .map(secs),
         close_and_lock: door_number(conn, door, "CloseAndLock")?
             .map_or(d.close_and_lock, |v| v != 0),
+        keep_open_tz: door_number(conn, door, "KeepOpenTimeZone")?.filter(|tz| *tz > 0),
     })
 }
 

@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "engine apb zones",
         sql: include_str!("migrations/0004_engine_apb_zones.sql"),
     },
+    Migration {
+        version: 5,
+        name: "engine indexes",
+        sql: include_str!("migrations/0005_engine_indexes.sql"),
+    },
 ];
 
 pub(super) fn latest_version() -> i64 {
