@@ -6,7 +6,7 @@
 #   PORT=9000 scripts/demo.sh
 #
 # While it runs, drive the board from another terminal:
-#   cargo run -q -- sim --config run/lintel.toml swipe --reader 1 --card 123456
+#   cargo run -q -- sim --config run/lintel.toml swipe --reader 1 --card 4660
 #   cargo run -q -- sim --config run/lintel.toml state
 # and queue commands on the server:
 #   curl -d 'CONTROL DEVICE 01010105' "http://127.0.0.1:8088/admin/queue?SN=LNT0000001"

@@ -27,8 +27,6 @@ enum Command {
     },
     /// Drive the simulated board of a running firmware.
     Sim(lintel::simcli::SimArgs),
-    /// Build an upgrade package (emfw.cfg) from a firmware binary.
-    MakeUpgrade(lintel::upgrade::cli::MakeUpgradeArgs),
     /// Check a config file (and its board file) and exit.
     CheckConfig {
         #[arg(long, short)]
@@ -63,12 +61,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sim(args) => lintel::simcli::run(args),
-        Command::MakeUpgrade(args) => lintel::upgrade::cli::make_upgrade_cli(args),
         Command::CheckConfig { config } => {
             let config = Config::load(&config)?;
             lintel_hal::board::BoardConfig::load(&config.device.board)?;
             println!("{}: ok", config.device.serial);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

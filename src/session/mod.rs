@@ -624,6 +624,25 @@ impl Session {
             command.id,
             command.result_name()
         );
+        // DATA commands are idempotent: running one again after a power cut
+        // lost its result changes nothing, so their bookkeeping needs no
+        // fsync of its own. Everything else (doors, upgrades) is synced.
+        let idempotent = matches!(
+            command.verb,
+            Verb::DataUpdate
+                | Verb::DataDelete
+                | Verb::DataCount
+                | Verb::DataQuery
+                | Verb::GetOptions
+        );
+        // Should the process die while the command runs, its result is
+        // -12 and is reported after the restart (invariants 2 and 4).
+        self.store.begin_command(
+            &command.id,
+            &command.result_name(),
+            codes::EXECUTION_ERROR,
+            !idempotent,
+        )?;
         let outcome = {
             let mut ctx = CommandContext {
                 store: &mut self.store,
@@ -633,6 +652,8 @@ impl Session {
             };
             let dispatcher = &mut self.dispatcher;
             // A bug in an executor must not stop the queue (invariant 4).
+            // Release builds abort on panic instead; the result begun above
+            // answers for the command then.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 dispatcher.execute(&command, &mut ctx)
             }))
@@ -645,24 +666,8 @@ impl Session {
                 CommandOutcome::code(codes::EXECUTION_ERROR)
             })
         };
-        // DATA commands are idempotent: running one again after a power cut
-        // lost its result changes nothing, so that result needs no fsync of
-        // its own. Everything else (doors, upgrades) is synced.
-        let idempotent = matches!(
-            command.verb,
-            Verb::DataUpdate
-                | Verb::DataDelete
-                | Verb::DataCount
-                | Verb::DataQuery
-                | Verb::GetOptions
-        );
-        self.store.store_command_result_synced(
-            &command.id,
-            outcome.ret,
-            &command.result_name(),
-            &outcome.extra,
-            !idempotent,
-        )?;
+        self.store
+            .finish_command(&command.id, outcome.ret, &outcome.extra, !idempotent)?;
         if outcome.follow_up == FollowUp::Restart {
             self.restart_requested = true;
         }

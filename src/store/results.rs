@@ -87,6 +87,42 @@ impl Store {
         Ok(())
     }
 
+    /// Records that a command is starting, with the result it gets if the
+    /// process dies before [`Store::finish_command`] (a crash, a panic under
+    /// `panic = "abort"`, a power cut): that result is then reported after
+    /// the restart, so no command is run twice and none blocks the queue.
+    pub fn begin_command(
+        &self,
+        id: &str,
+        cmd: &str,
+        ret_if_interrupted: i64,
+        synced: bool,
+    ) -> Result<(), StoreError> {
+        self.store_command_result_synced(id, ret_if_interrupted, cmd, "", synced)
+    }
+
+    /// Records the real result of a command begun with [`Store::begin_command`].
+    pub fn finish_command(
+        &self,
+        id: &str,
+        ret: i64,
+        extra: &str,
+        synced: bool,
+    ) -> Result<(), StoreError> {
+        if !synced {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let result = self.conn.execute(
+            "UPDATE command_results SET ret = ?2, extra = ?3 WHERE id = ?1",
+            params![id, ret, extra],
+        );
+        if !synced {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        result?;
+        Ok(())
+    }
+
     /// Marks a result to be reported again (its command ID was re-sent).
     pub fn mark_result_unreported(&self, id: &str) -> Result<(), StoreError> {
         self.conn.execute(
@@ -150,6 +186,29 @@ fn row_to_result(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_command_keeps_its_fallback_result() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.begin_command("5", "UPGRADE", -12, true).unwrap();
+            s.begin_command("6", "DATA", -12, false).unwrap();
+            s.finish_command("6", 3, "", false).unwrap();
+            // The process dies here, with command 5 still running.
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let lines: Vec<_> = s
+            .unreported_results(10)
+            .unwrap()
+            .iter()
+            .map(StoredResult::to_line)
+            .collect();
+        assert_eq!(
+            lines,
+            ["ID=5&Return=-12&CMD=UPGRADE", "ID=6&Return=3&CMD=DATA"]
+        );
+    }
 
     #[test]
     fn results_are_stored_once_and_reported_in_order() {

@@ -1,4 +1,4 @@
-//! `lintel make-upgrade`: build an `emfw.cfg` package and print what the server's
+//! `lintel-mkupgrade`: build an `emfw.cfg` package and print what the server's
 //! UPGRADE command needs (size and MD5 checksum).
 
 use std::path::PathBuf;
@@ -33,7 +33,7 @@ pub struct MakeUpgradeArgs {
     pub out: PathBuf,
 }
 
-/// Run `make-upgrade`.
+/// Run `lintel-mkupgrade`.
 pub fn make_upgrade_cli(args: MakeUpgradeArgs) -> anyhow::Result<()> {
     let version: FirmwareVersion = args.version.parse()?;
     let key = match &args.signing_key {

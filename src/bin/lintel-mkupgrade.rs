@@ -1,0 +1,35 @@
+//! `lintel-mkupgrade`: builds an UPGRADE package (`emfw.cfg`) on the build
+//! machine. A separate binary so that the firmware does not carry package
+//! building and RSA signing, which it never needs (it only verifies).
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "lintel-mkupgrade",
+    about = "Build an emfw.cfg upgrade package for lintel"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: lintel::upgrade::cli::MakeUpgradeArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
+
+fn main() -> ExitCode {
+    match lintel::upgrade::cli::make_upgrade_cli(Cli::parse().args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lintel-mkupgrade: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
