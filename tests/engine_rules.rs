@@ -617,8 +617,7 @@ fn exit_button_and_aux_input_periods_and_scheduled_aux_outputs() {
 
 /// An aux input level held past the 20 ms debounce.
 fn aux_in(rig: &Rig, index: u8, on: bool) {
-    rig.sim(SimRequest::AuxIn { index, on });
-    std::thread::sleep(Duration::from_millis(60));
+    rig.sim_and_wait(SimRequest::AuxIn { index, on }, 1);
 }
 
 #[test]
@@ -685,4 +684,81 @@ fn linkage_drives_outputs_once_and_an_output_wired_back_does_not_spin() {
         (Some("2"), Some("202"))
     );
     assert_eq!(rig.events("226").len(), 5);
+}
+
+/// A 32-bit frame of the test's `Corp32` format: even parity over the
+/// first 16 bits, 30 card bits, odd parity over the last 16.
+fn corp32(card: u32, good_parity: bool) -> String {
+    let data: Vec<u8> = (0..30)
+        .rev()
+        .map(|i| u8::from(card >> i & 1 == 1))
+        .collect();
+    let ones = |b: &[u8]| b.iter().filter(|x| **x == 1).count();
+    let even = u8::from(ones(&data[..15]) % 2 == 1);
+    let odd = u8::from(ones(&data[15..]) % 2 == 0);
+    let mut bits = vec![even];
+    bits.extend(&data);
+    bits.push(if good_parity { odd } else { 1 - odd });
+    bits.iter().map(|b| char::from(b'0' + b)).collect()
+}
+
+fn play(rig: &Rig, reader: u8, bits: String) {
+    rig.sim_and_wait(SimRequest::Wiegand { reader, bits }, 1);
+}
+
+#[test]
+fn server_wiegand_formats_decode_and_follow_table_changes() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_cmd("9", 123_456, ""),
+        user_cmd("1", 4660, ""),
+        authorize_cmd("9", 1, 15),
+        authorize_cmd("1", 1, 15),
+    ]);
+    play(&rig, 1, corp32(123_456, true)); // the board knows 26 bits only: 42
+    rig.wait_events("42", 1);
+    let fields = format!("p{}p:{}{}", "c".repeat(30), "e".repeat(16), "o".repeat(16));
+    rig.enrol(&[format!(
+        "DATA UPDATE WGFormat ID=7\tCardBit=32\tSiteCode=0\tFormatName=Corp32\tCardFormat={fields}"
+    )]);
+    play(&rig, 1, corp32(123_456, true)); // decoded by the server's format
+    rig.swipe(1, 4660); // the board's 26 bits still work beside it
+    play(&rig, 1, corp32(123_456, false)); // bad parity: 42
+    rig.wait_events("42", 2);
+    // Reader 1 now uses format 7 only, parity check off; reader 2 is unchanged.
+    rig.advance(Duration::from_secs(3));
+    rig.enrol(&["DATA UPDATE ReaderWGFormat ReaderID=1\tDevID=1\tWGFormatID=7\tParityVerifyDisable=1\tReversalType=0".into()]);
+    rig.swipe(1, 4660);
+    rig.swipe(2, 4660);
+    play(&rig, 1, corp32(123_456, false));
+    rig.wait_events("0", 4);
+    let got: Vec<(String, String, String, String)> = rig
+        .scenario_events()
+        .iter()
+        .map(|r| {
+            let f = |k| r.get(k).unwrap_or("").to_string();
+            (
+                f("time")[11..].to_string(),
+                f("event"),
+                f("cardno"),
+                f("eventaddr"),
+            )
+        })
+        .collect();
+    let row = |t: &str, e: &str, c: &str, a: &str| {
+        (t.to_string(), e.to_string(), c.to_string(), a.to_string())
+    };
+    assert_eq!(
+        got,
+        [
+            row("09:00:00", "42", "0", "1"),
+            row("09:00:00", "0", "123456", "1"),
+            row("09:00:00", "0", "4660", "1"),
+            row("09:00:00", "42", "0", "1"),
+            row("09:00:03", "42", "0", "1"),
+            row("09:00:03", "0", "4660", "2"),
+            row("09:00:03", "0", "123456", "1"),
+        ]
+    );
 }

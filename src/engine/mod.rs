@@ -36,6 +36,7 @@ use lintel_hal::board::{BoardConfig, ReaderDirection};
 use lintel_hal::wiegand::{self, Decoded, FormatTable};
 use lintel_hal::{InputEvent, InputKind, Output};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -166,6 +167,8 @@ pub struct GrantTiming {
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
     tx: Sender<EngineInput>,
+    /// HAL events the engine has finished handling.
+    hal_handled: Arc<AtomicU64>,
 }
 
 impl EngineHandle {
@@ -181,6 +184,12 @@ impl EngineHandle {
             Err(RecvTimeoutError::Timeout) => crate::commands::codes::WAIT_TIMEOUT,
             Err(RecvTimeoutError::Disconnected) => crate::commands::codes::EXECUTION_ERROR,
         }
+    }
+
+    /// How many HAL events (frames, input changes) the engine has fully
+    /// handled; tests wait on it instead of guessing how long a frame takes.
+    pub fn hal_events_handled(&self) -> u64 {
+        self.hal_handled.load(Ordering::Acquire)
     }
 
     pub fn wake(&self) {
@@ -237,7 +246,10 @@ pub fn start(
     hal_events: Receiver<InputEvent>,
 ) -> Result<(EngineHandle, JoinHandle<()>), EngineError> {
     let (tx, rx) = channel();
-    let handle = EngineHandle { tx: tx.clone() };
+    let handle = EngineHandle {
+        tx: tx.clone(),
+        hal_handled: Arc::new(AtomicU64::new(0)),
+    };
     std::thread::Builder::new()
         .name("engine-inputs".into())
         .spawn(move || {
@@ -248,7 +260,8 @@ pub fn start(
             }
         })
         .map_err(EngineError::Thread)?;
-    let engine = Engine::new(setup, store, outputs);
+    let mut engine = Engine::new(setup, store, outputs);
+    engine.hal_handled = handle.hal_handled.clone();
     let join = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || engine.run(rx))
@@ -348,6 +361,14 @@ pub struct Engine {
     keep_open_off_on: Vec<Option<chrono::NaiveDate>>,
     /// (minute, data_version) the schedules were last evaluated for.
     schedule_key: Option<(chrono::NaiveDateTime, i64)>,
+    /// Decoding tables per reader, valid for `format_version`.
+    format_cache: HashMap<u8, FormatTable>,
+    format_version: Option<i64>,
+    settings_version: Option<i64>,
+    standard_formats: FormatTable,
+    /// `PRAGMA data_version` read at the start of the step (-1 unreadable).
+    data_version: i64,
+    hal_handled: Arc<AtomicU64>,
     /// Set while linkage actions run: their own events trigger nothing.
     in_linkage: bool,
     /// Until when each linkage row's last action runs; it does not fire
@@ -389,6 +410,12 @@ impl Engine {
             aux_sched,
             keep_open_off_on,
             schedule_key: None,
+            hal_handled: Arc::new(AtomicU64::new(0)),
+            format_cache: HashMap::new(),
+            format_version: None,
+            settings_version: None,
+            standard_formats: FormatTable::standard(),
+            data_version: -1,
             in_linkage: false,
             linkage_busy: HashMap::new(),
             last_state: String::new(),
@@ -430,10 +457,19 @@ impl Engine {
 
     /// Handles one input (or a timer when `None`) completely.
     pub fn step(&mut self, input: Option<EngineInput>) {
+        self.data_version = rules::data_version(self.store.conn()).unwrap_or_else(|e| {
+            log::error!("cannot read the data version ({e}); caches are rebuilt");
+            -1
+        });
         self.refresh_settings();
         let now = self.setup.monotonic.now();
         match input {
-            Some(EngineInput::Hal(ev)) => self.on_hal(ev, now),
+            Some(EngineInput::Hal(ev)) => {
+                self.on_hal(ev, now);
+                self.finish_step(now);
+                self.hal_handled.fetch_add(1, Ordering::Release);
+                return;
+            }
             Some(EngineInput::Command(cmd, reply)) => {
                 let code = self.on_command(cmd, now);
                 // Outputs first, then the reply: the server hears "done" only when it is.
@@ -451,7 +487,13 @@ impl Engine {
         self.finish_step(now);
     }
 
+    /// Re-reads the door parameters when another connection changed the
+    /// database since the last read (or the version is unknown).
     fn refresh_settings(&mut self) {
+        if self.data_version >= 0 && self.settings_version == Some(self.data_version) {
+            return;
+        }
+        self.settings_version = Some(self.data_version);
         for (i, d) in self.setup.board.doors.iter().enumerate() {
             match rules::door_settings(self.store.conn(), d.number, d.sensor.is_some()) {
                 Ok(s) => self.settings[i] = s,
@@ -730,13 +772,7 @@ impl Engine {
     fn run_schedules(&mut self) {
         let when = self.setup.clock.now_local();
         let minute = when.with_second(0).unwrap_or(when);
-        let version = match rules::data_version(self.store.conn()) {
-            Ok(v) => v,
-            Err(e) => {
-                log::error!("cannot read the data version ({e}); schedules evaluated now");
-                -1
-            }
-        };
+        let version = self.data_version;
         if self.schedule_key == Some((minute, version)) && version >= 0 {
             return;
         }
@@ -929,7 +965,33 @@ impl Engine {
         }
     }
 
-    fn format_table(&self, reader: u8) -> FormatTable {
+    /// The formats a reader's frames are decoded with, built once and kept
+    /// until another connection changes the database (data_version).
+    fn format_table(&mut self, reader: u8) -> &FormatTable {
+        if self.format_version != Some(self.data_version) || self.data_version < 0 {
+            self.format_cache.clear();
+            self.format_version = Some(self.data_version);
+        }
+        if !self.format_cache.contains_key(&reader) {
+            let table = match self.build_format_table(reader) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::error!(
+                        "reader {reader}: cannot read the Wiegand formats ({e}); using the board's"
+                    );
+                    self.board_formats(reader)
+                }
+            };
+            self.format_cache.insert(reader, table);
+        }
+        match self.format_cache.get(&reader) {
+            Some(t) => t,
+            None => &self.standard_formats,
+        }
+    }
+
+    /// The board's format of the reader (the standard ones if it names a bad one).
+    fn board_formats(&self, reader: u8) -> FormatTable {
         match self.setup.board.reader(reader) {
             Some(r) => match self.setup.board.reader_format(r) {
                 Ok(f) => FormatTable::single(f),
@@ -940,6 +1002,80 @@ impl Engine {
             },
             None => FormatTable::standard(),
         }
+    }
+
+    /// Server-defined formats (12.1.1.22–24): a reader with a
+    /// `ReaderWGFormat` row decodes with that `WGFormat` only (with its
+    /// parity and reversal settings), unless its door has DoorAutoMatch=1;
+    /// other readers (and auto-matching ones after their own) try the
+    /// board's format, then every `WGFormat`, then every `DefaultWGFormat`.
+    /// Rows that do not make a format are skipped and logged.
+    fn build_format_table(&self, reader: u8) -> rusqlite::Result<FormatTable> {
+        let conn = self.store.conn();
+        let parse = |row: &rules::WgFormatRow| -> Option<wiegand::Format> {
+            let bits = row.card_bit.and_then(|b| usize::try_from(b).ok());
+            let site = row.site_code.map_or(Some(0), |s| u32::try_from(s).ok());
+            let (Some(bits), Some(site)) = (bits, site) else {
+                log::warn!(
+                    "Wiegand format {}: CardBit/SiteCode out of range; skipped",
+                    row.id
+                );
+                return None;
+            };
+            match wiegand::Format::from_server_record(bits, site, &row.name, &row.card_format) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    log::warn!(
+                        "Wiegand format {} ({:?}): {e}; skipped",
+                        row.id,
+                        row.card_format
+                    );
+                    None
+                }
+            }
+        };
+        let server: Vec<(i64, wiegand::Format)> = rules::wiegand_formats(conn)?
+            .iter()
+            .filter_map(|r| parse(r).map(|f| (r.id, f)))
+            .collect();
+        let mut table = FormatTable {
+            formats: Vec::new(),
+            parity_check: true,
+            reversal: wiegand::ReversalType::None,
+        };
+        if let Some(row) = rules::reader_wiegand_format(conn, reader)? {
+            let id = row.format_id;
+            table.parity_check = !row.parity_off;
+            let code = row
+                .reversal
+                .and_then(|r| u32::try_from(r).ok())
+                .unwrap_or(0);
+            table.reversal = wiegand::ReversalType::from_code(code).unwrap_or_else(|| {
+                log::warn!("reader {reader}: ReversalType {code} is unknown; none");
+                wiegand::ReversalType::None
+            });
+            match server.iter().find(|(fid, _)| Some(*fid) == id) {
+                Some((_, f)) => table.formats.push(f.clone()),
+                None => log::warn!(
+                    "reader {reader}: ReaderWGFormat names format {id:?}, which was not delivered or is unusable"
+                ),
+            }
+        }
+        let door = self.setup.board.reader(reader).map(|r| r.door);
+        let auto = match door {
+            Some(d) => rules::door_number(conn, d, "AutoMatch")? == Some(1),
+            None => false,
+        };
+        if table.formats.is_empty() || auto {
+            table.formats.extend(self.board_formats(reader).formats);
+            table.formats.extend(server.into_iter().map(|(_, f)| f));
+            table.formats.extend(
+                rules::default_wiegand_formats(conn)?
+                    .iter()
+                    .filter_map(parse),
+            );
+        }
+        Ok(table)
     }
 
     fn on_frame(&mut self, reader: u8, frame: &wiegand::WiegandFrame, now: Instant) {
@@ -968,7 +1104,8 @@ impl Engine {
             self.pending_notify = true;
             return;
         }
-        match wiegand::decode(frame, &self.format_table(reader)) {
+        let decoded = wiegand::decode(frame, self.format_table(reader));
+        match decoded {
             Decoded::Card {
                 number, site_code, ..
             } => {

@@ -171,24 +171,45 @@ impl Rig {
     }
 
     pub fn swipe(&self, reader: u8, card: u64) {
-        self.sim(SimRequest::Swipe {
-            reader,
-            card,
-            site: None,
-        });
+        self.sim_and_wait(
+            SimRequest::Swipe {
+                reader,
+                card,
+                site: None,
+            },
+            1,
+        );
+    }
+
+    /// Plays `req` and waits until the engine has handled `events` more
+    /// HAL events, so the clock is not moved under a frame still in flight.
+    pub fn sim_and_wait(&self, req: SimRequest, events: u64) {
+        let engine = self
+            .firmware
+            .as_ref()
+            .and_then(|f| f.engine())
+            .expect("engine");
+        let before = engine.hal_events_handled();
+        self.sim(req);
+        let end = Instant::now() + PATIENCE;
+        while engine.hal_events_handled() < before + events && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         // A frame ends after 25 ms of silence; nobody swipes faster than that.
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(30));
     }
 
     /// Keys on reader N's keypad (4-bit bursts, one per key).
     pub fn keys(&self, reader: u8, keys: &str) {
-        self.sim(SimRequest::Keypad {
-            reader,
-            keys: keys.into(),
-            eight_bit: false,
-        });
-        // The last burst ends after the frame gap.
-        std::thread::sleep(Duration::from_millis(60));
+        let n = u64::try_from(keys.chars().count()).unwrap();
+        self.sim_and_wait(
+            SimRequest::Keypad {
+                reader,
+                keys: keys.into(),
+                eight_bit: false,
+            },
+            n,
+        );
     }
 
     pub fn state(&self) -> SimState {
