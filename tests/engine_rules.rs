@@ -762,3 +762,173 @@ fn server_wiegand_formats_decode_and_follow_table_changes() {
         ]
     );
 }
+
+/// (time, pin, door, event) of every identification so far.
+fn decisions(rig: &Rig) -> Vec<(String, String, String, String)> {
+    rig.scenario_events()
+        .iter()
+        .map(|r| {
+            let f = |k| r.get(k).unwrap_or("").to_string();
+            (f("time"), f("pin"), f("eventaddr"), f("event"))
+        })
+        .collect()
+}
+
+fn decision(time: &str, pin: &str, door: &str, event: &str) -> (String, String, String, String) {
+    (time.into(), pin.into(), door.into(), event.into())
+}
+
+#[test]
+fn dst_moves_rule_evaluation_and_record_times_at_the_transitions() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(2, &[1], interval(1000, 1059)),
+        timezone_cmd(3, &[1], interval(1100, 1159)),
+        user_cmd("1", 4660, ""),
+        user_cmd("2", 5001, ""),
+        authorize_cmd("1", 2, 1),
+        authorize_cmd("2", 3, 3),
+        // From the first Monday of May 10:00 (standard) to 12:00 (DST clock).
+        "DATA UPDATE DSTSetting Year=2024\tStartTime=05010110\tEndTime=05010112\tLoop=0".into(),
+        "SET OPTIONS DSTOn=1".into(),
+    ]);
+    rig.advance(Duration::from_secs(3599));
+    rig.swipe(1, 4660); // 09:59:59 standard time: before 10:00
+    rig.swipe(1, 5001);
+    rig.advance(Duration::from_secs(1));
+    rig.swipe(1, 4660); // 10:00:00 standard is 11:00:00 DST: outside 10:00-10:59
+    rig.swipe(1, 5001); // inside 11:00-11:59
+    rig.advance(Duration::from_secs(3599));
+    rig.swipe(1, 5001); // 11:59:59 DST
+    rig.advance(Duration::from_secs(1));
+    rig.swipe(2, 5001); // 12:00 DST is 11:00 standard again
+    rig.wait_events("0", 3);
+    assert_eq!(
+        decisions(&rig),
+        [
+            decision("2024-05-06 09:59:59", "1", "1", "21"),
+            decision("2024-05-06 09:59:59", "2", "1", "21"),
+            decision("2024-05-06 11:00:00", "1", "1", "21"),
+            decision("2024-05-06 11:00:00", "2", "1", "0"),
+            decision("2024-05-06 11:59:59", "2", "1", "0"),
+            decision("2024-05-06 11:00:00", "2", "2", "0"),
+        ]
+    );
+}
+
+/// Appendix 5 seconds of a moment.
+fn old_encode(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> u32 {
+    ((y - 2000) * 12 * 31 + (mo - 1) * 31 + d - 1) * 86_400 + (h * 60 + mi) * 60 + s
+}
+
+#[test]
+fn validity_ends_are_inclusive_to_the_second_in_both_formats() {
+    let rig = Rig::start();
+    let user = |pin: &str, card: u64, start: String, end: String| {
+        format!("DATA UPDATE user CardNo={card}\tPin={pin}\tPassword=\tGroup=0\tStartTime={start}\tEndTime={end}\tName=\tPrivilege=0")
+    };
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user(
+            "4",
+            6001,
+            "20240506".into(),
+            old_encode(2024, 5, 6, 9, 0, 10).to_string(),
+        ),
+        user(
+            "5",
+            6002,
+            old_encode(2024, 5, 6, 9, 0, 5).to_string(),
+            "20240506".into(),
+        ),
+        authorize_cmd("4", 1, 1),
+        authorize_cmd("5", 1, 1),
+    ]);
+    rig.swipe(1, 6002); // 09:00:00: from 09:00:05 only
+    rig.swipe(1, 6001);
+    rig.advance(Duration::from_secs(5));
+    rig.swipe(1, 6002); // 09:00:05: its first second
+    rig.advance(Duration::from_secs(5));
+    rig.swipe(1, 6001); // 09:00:10: its last second
+    rig.advance(Duration::from_secs(1));
+    rig.swipe(1, 6001); // 09:00:11
+    rig.advance(Duration::from_secs(53_988));
+    rig.swipe(1, 6002); // 23:59:59: the end date's last second
+    rig.advance(Duration::from_secs(1));
+    rig.swipe(1, 6002); // the next day
+    rig.wait_events("29", 3);
+    assert_eq!(
+        decisions(&rig),
+        [
+            decision("2024-05-06 09:00:00", "5", "1", "29"),
+            decision("2024-05-06 09:00:00", "4", "1", "0"),
+            decision("2024-05-06 09:00:05", "5", "1", "0"),
+            decision("2024-05-06 09:00:10", "4", "1", "0"),
+            decision("2024-05-06 09:00:11", "4", "1", "29"),
+            decision("2024-05-06 23:59:59", "5", "1", "0"),
+            decision("2024-05-07 00:00:00", "5", "1", "29"),
+        ]
+    );
+}
+
+#[test]
+fn holidays_of_each_type_replace_the_weekday_exactly_or_every_year() {
+    let rig = Rig::start();
+    let weekdays = interval(800, 1800);
+    let mut fields = vec!["TimezoneId=4".to_string()];
+    for day in ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"] {
+        let v = if matches!(day, "Sun" | "Sat") {
+            0
+        } else {
+            weekdays
+        };
+        fields.push(format!("{day}Time1={v}\t{day}Time2=0\t{day}Time3=0"));
+    }
+    fields.push(format!(
+        "Hol1Time1={}\tHol1Time2=0\tHol1Time3=0",
+        interval(900, 1000)
+    ));
+    fields.push("Hol2Time1=0\tHol2Time2=0\tHol2Time3=0".into());
+    fields.push(format!(
+        "Hol3Time1={}\tHol3Time2=0\tHol3Time3=0",
+        interval(0, 2359)
+    ));
+    rig.enrol(&[
+        format!("DATA UPDATE timezone {}", fields.join("\t")),
+        user_cmd("1", 4660, ""),
+        authorize_cmd("1", 4, 1),
+        // Loop 2: that date only; Loop 1: that month and day every year.
+        "DATA UPDATE holiday Holiday=20240506\tHolidayType=1\tLoop=2".into(),
+        "DATA UPDATE holiday Holiday=20200507\tHolidayType=2\tLoop=1".into(),
+        "DATA UPDATE holiday Holiday=20230508\tHolidayType=3\tLoop=2".into(),
+        "DATA UPDATE holiday Holiday=20240509\tHolidayType=3\tLoop=2".into(),
+        "DATA UPDATE holiday Holiday=20220511\tHolidayType=1\tLoop=1".into(),
+    ]);
+    let h = |n: u64| Duration::from_secs(n);
+    rig.swipe(1, 4660); // Mon 09:00, type 1: 09:00-10:00
+    rig.advance(h(3660));
+    rig.swipe(1, 4660); // Mon 10:01: the holiday replaced 08:00-18:00
+    rig.advance(h(82_740));
+    rig.swipe(1, 4660); // Tue 09:00, type 2 every year: nothing
+    rig.advance(h(86_400));
+    rig.swipe(1, 4660); // Wed 09:00: 2023's holiday only, a weekday
+    rig.advance(h(126_000));
+    rig.swipe(1, 4660); // Thu 20:00, type 3: all day
+    rig.advance(h(135_000));
+    rig.swipe(1, 4660); // Sat 09:30, type 1 every year
+    rig.advance(h(1860));
+    rig.swipe(1, 4660); // Sat 10:01
+    rig.wait_events("21", 3);
+    assert_eq!(
+        decisions(&rig),
+        [
+            decision("2024-05-06 09:00:00", "1", "1", "0"),
+            decision("2024-05-06 10:01:00", "1", "1", "21"),
+            decision("2024-05-07 09:00:00", "1", "1", "21"),
+            decision("2024-05-08 09:00:00", "1", "1", "0"),
+            decision("2024-05-09 20:00:00", "1", "1", "0"),
+            decision("2024-05-11 09:30:00", "1", "1", "0"),
+            decision("2024-05-11 10:01:00", "1", "1", "21"),
+        ]
+    );
+}

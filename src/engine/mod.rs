@@ -19,6 +19,7 @@
 pub mod apb;
 pub mod control;
 pub mod door;
+pub mod dst;
 pub mod keypad;
 pub mod multicard;
 pub mod rtstate;
@@ -365,6 +366,7 @@ pub struct Engine {
     format_cache: HashMap<u8, FormatTable>,
     format_version: Option<i64>,
     settings_version: Option<i64>,
+    dst: dst::Dst,
     standard_formats: FormatTable,
     /// `PRAGMA data_version` read at the start of the step (-1 unreadable).
     data_version: i64,
@@ -414,6 +416,7 @@ impl Engine {
             format_cache: HashMap::new(),
             format_version: None,
             settings_version: None,
+            dst: dst::Dst::default(),
             standard_formats: FormatTable::standard(),
             data_version: -1,
             in_linkage: false,
@@ -494,6 +497,10 @@ impl Engine {
             return;
         }
         self.settings_version = Some(self.data_version);
+        match rules::dst(self.store.conn()) {
+            Ok(d) => self.dst = d,
+            Err(e) => log::error!("cannot read the DST settings ({e}); keeping the previous ones"),
+        }
         for (i, d) in self.setup.board.doors.iter().enumerate() {
             match rules::door_settings(self.store.conn(), d.number, d.sensor.is_some()) {
                 Ok(s) => self.settings[i] = s,
@@ -524,7 +531,7 @@ impl Engine {
         // Time rules have minute resolution: look at the schedules on each
         // minute (normal-open periods, scheduled outputs, first-card periods).
         let minute = {
-            let s = self.setup.clock.now_local().second();
+            let s = self.local_now().second();
             Some(self.setup.monotonic.now() + Duration::from_secs(u64::from(60 - s.min(59))))
         };
         doors
@@ -649,7 +656,13 @@ impl Engine {
     }
 
     fn time_text(&self) -> String {
-        format_record_time(self.setup.clock.now_local())
+        format_record_time(self.local_now())
+    }
+
+    /// Local time as rules and records see it: the device clock's standard
+    /// local time with DST applied (DSTOn, DSTSetting).
+    fn local_now(&self) -> chrono::NaiveDateTime {
+        self.dst.local(self.setup.clock.now_local())
     }
 
     fn log_event(&mut self, ev: NewEvent) {
@@ -770,7 +783,7 @@ impl Engine {
     /// outputs (229 / 230). Evaluated once per minute and whenever the
     /// rules changed (another connection committed).
     fn run_schedules(&mut self) {
-        let when = self.setup.clock.now_local();
+        let when = self.local_now();
         let minute = when.with_second(0).unwrap_or(when);
         let version = self.data_version;
         if self.schedule_key == Some((minute, version)) && version >= 0 {
@@ -1172,7 +1185,7 @@ impl Engine {
     /// A keypad entry ended by `#`: the second factor of a waiting
     /// verification, or an identification by password or user ID.
     fn on_keypad_entry(&mut self, at: Arrival, typed: &str, now: Instant) {
-        let when = self.setup.clock.now_local();
+        let when = self.local_now();
         let pending = self.entries.entry(at.reader).or_default().pending.take();
         match self.door_password(at.door, typed) {
             Ok(Some(kind)) => {
@@ -1307,7 +1320,7 @@ impl Engine {
                 return;
             }
         };
-        let when = self.setup.clock.now_local();
+        let when = self.local_now();
         let mode = self.verify_mode(at, Some(&user.pin), when);
         let wants = |f: u16| {
             presented.factors & f == 0 && mode.check(presented.factors | f) != Check::Wrong
@@ -1335,7 +1348,7 @@ impl Engine {
         now: Instant,
         last_edge: Option<Instant>,
     ) {
-        let when = self.setup.clock.now_local();
+        let when = self.local_now();
         let mode = self.verify_mode(at, Some(&user.pin), when);
         match mode.check(presented.factors) {
             Check::Wrong => self.log_identification(at, &user.pin, &presented, 41),
@@ -1366,7 +1379,7 @@ impl Engine {
         now: Instant,
         last_edge: Option<Instant>,
     ) {
-        let when = self.setup.clock.now_local();
+        let when = self.local_now();
         let verdict = self
             .authorize(at.door, at.inout, user, when, now)
             .and_then(|v| self.apply_first_card(at, user, presented, v, when))
@@ -1500,7 +1513,7 @@ impl Engine {
         if self.first_card.iter().all(|f| *f == FirstCard::Idle) {
             return;
         }
-        let when = self.setup.clock.now_local();
+        let when = self.local_now();
         for i in 0..self.doors.len() {
             let FirstCard::Active { tz, holds_open } = self.first_card[i] else {
                 continue;
@@ -1659,7 +1672,7 @@ impl Engine {
     fn input_allowed(&self, number: u8, in_type: u8) -> rusqlite::Result<bool> {
         let conn = self.store.conn();
         match rules::input_timezone(conn, number, in_type)? {
-            Some(tz) => rules::rule_covers(conn, tz, self.setup.clock.now_local()),
+            Some(tz) => rules::rule_covers(conn, tz, self.local_now()),
             None => Ok(true),
         }
     }
@@ -1906,7 +1919,7 @@ impl Engine {
                     self.keep_open_off_on[i] = if enable {
                         None
                     } else {
-                        Some(self.setup.clock.now_local().date())
+                        Some(self.local_now().date())
                     };
                     self.schedule_key = None;
                     if !enable {

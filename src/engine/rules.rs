@@ -579,6 +579,43 @@ pub fn reader_wiegand_format(
     .optional()
 }
 
+/// The DST rules in force: none unless the device option `DSTOn` is 1;
+/// rows that do not parse are skipped and logged.
+pub fn dst(conn: &Connection) -> rusqlite::Result<super::dst::Dst> {
+    use super::dst::{Dst, DstPoint, DstRow};
+    if option_number(conn, "DSTOn")? != Some(1) {
+        return Ok(Dst::default());
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT year, start_time, end_time, loop FROM dst_settings")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+        ))
+    })?;
+    let mut out = Dst::default();
+    for row in rows {
+        let (year, start, end, every) = row?;
+        match (
+            i32::try_from(year).ok(),
+            DstPoint::parse(&start),
+            DstPoint::parse(&end),
+        ) {
+            (Some(year), Some(start), Some(end)) => out.rows.push(DstRow {
+                year,
+                start,
+                end,
+                every_year: every == Some(1),
+            }),
+            _ => log::warn!("DSTSetting {year}: {start:?}-{end:?} is not MMIIWWHH; skipped"),
+        }
+    }
+    Ok(out)
+}
+
 /// The door's settings, with Appendix 10's defaults.
 pub fn door_settings(
     conn: &Connection,
