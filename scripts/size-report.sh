@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Print the stripped release binary size of lintel for armv7 and aarch64 (target:
-# under 4 MB each) and the peak RSS of the armv7 binary under qemu-user.
+# under 4 MB, i.e. 4,000,000 bytes, each) and the peak RSS of the armv7 binary
+# under qemu-user running the demo scenario: the reference server (a host build)
+# enrols the users of scripts/demo-enrol.txt, the armv7 firmware runs on the
+# simulated 4-door board, and cards are presented with the host's `lintel sim`.
 #
 #   scripts/size-report.sh [--no-build] [-- ARGS...]
 #
-# ARGS is the lintel command line whose peak RSS is measured (default: --help; the
-# demo-scenario mode goes here once it exists). Also settable as LINTEL_RSS_ARGS.
+# With ARGS, the peak RSS of `lintel ARGS` is measured instead of the demo.
 # Peak RSS is GNU time's "Maximum resident set size" of the qemu-arm-static process,
 # so it includes qemu's own few MB: an upper bound on what the board will see.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD=1
-read -r -a RSS_ARGS <<<"${LINTEL_RSS_ARGS:---help}"
+RSS_ARGS=()
+if [ -n "${LINTEL_RSS_ARGS:-}" ]; then read -r -a RSS_ARGS <<<"$LINTEL_RSS_ARGS"; fi
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0 ;;
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-LIMIT=$((4 * 1024 * 1024))
+LIMIT=4000000
 TARGET_DIR="${LINTEL_DEB_TARGET_DIR:-$ROOT/target/deb-1.85}"
 status=0
 
@@ -53,14 +56,58 @@ for target in armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu; do
 done
 
 armv7="$TARGET_DIR/armv7-unknown-linux-gnueabihf/release/lintel"
-log="$(mktemp)"
-set +e
-/usr/bin/time -v -o "$log" qemu-arm-static -L /usr/arm-linux-gnueabihf "$armv7" "${RSS_ARGS[@]}" >/dev/null 2>&1
-rc=$?
-set -e
-rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$log")
-wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { print $2 }' "$log")
-rm -f "$log"
-printf 'peak-rss armv7 (qemu-user) lintel %s: %s KiB, wall %s, exit %d\n' \
-    "${RSS_ARGS[*]}" "${rss_kb:-?}" "${wall:-?}" "$rc"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+if [ ${#RSS_ARGS[@]} -gt 0 ]; then
+    set +e
+    /usr/bin/time -v -o "$work/time" qemu-arm-static -L /usr/arm-linux-gnueabihf "$armv7" "${RSS_ARGS[@]}" >/dev/null 2>&1
+    rc=$?
+    set -e
+    what="lintel ${RSS_ARGS[*]}"
+else
+    # The demo scenario.
+    (cd "$ROOT" && cargo build --quiet --bin push-server --bin lintel)
+    port=$((20000 + RANDOM % 20000))
+    "$ROOT/target/debug/push-server" --listen "127.0.0.1:$port" --request-delay 2 \
+        --script "$ROOT/scripts/demo-enrol.txt" --script-sn LNT0000001 >"$work/server.log" 2>&1 &
+    server=$!
+    cat >"$work/lintel.toml" <<TOML
+[device]
+serial = "LNT0000001"
+data_dir = "$work/data"
+board = "$ROOT/board-configs/sim-4door.toml"
+[server]
+url = "http://127.0.0.1:$port"
+request_delay_sec = 2
+TOML
+    /usr/bin/time -v -o "$work/time" qemu-arm-static -L /usr/arm-linux-gnueabihf \
+        "$armv7" run --config "$work/lintel.toml" >"$work/fw.log" 2>&1 &
+    timer=$!
+    sim() { "$ROOT/target/debug/lintel" sim --config "$work/lintel.toml" "$@" >/dev/null 2>&1 || true; }
+    # Wait for registration and enrolment, then present cards and press buttons.
+    enrol=$(grep -c '^[A-Z]' "$ROOT/scripts/demo-enrol.txt" || true)
+    for _ in $(seq 1 120); do
+        done_cmds=$(grep -c "/iclock/devicecmd" "$work/server.log" 2>/dev/null || true)
+        [ "${done_cmds:-0}" -ge "$enrol" ] && break
+        sleep 0.5
+    done
+    sleep 3
+    for card in 4660 4661 4662 9999 4660; do sim swipe --reader 1 --card "$card"; sleep 1; done
+    sim button --door 1; sleep 1
+    sim sensor --door 1 open; sleep 1; sim sensor --door 1 closed
+    sleep 6
+    pkill -INT -P "$timer" qemu-arm-static 2>/dev/null || true
+    set +e
+    wait "$timer"
+    rc=$?
+    set -e
+    kill "$server" 2>/dev/null || true
+    events=$(grep -c "EVENT" "$work/server.log" || true)
+    what="demo scenario ($events events at the server)"
+fi
+rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/time")
+wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { print $2 }' "$work/time")
+printf 'peak-rss armv7 (qemu-user) %s: %s KiB, wall %s, exit %d\n' \
+    "$what" "${rss_kb:-?}" "${wall:-?}" "$rc"
 exit "$status"
