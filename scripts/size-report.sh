@@ -67,7 +67,7 @@ if [ ${#RSS_ARGS[@]} -gt 0 ]; then
     what="lintel ${RSS_ARGS[*]}"
 else
     # The demo scenario.
-    (cd "$ROOT" && cargo build --quiet --bin push-server --bin lintel)
+    (cd "$ROOT" && cargo build --quiet -p lintel-refserver --bin push-server && cargo build --quiet --bin lintel)
     port=$((20000 + RANDOM % 20000))
     "$ROOT/target/debug/push-server" --listen "127.0.0.1:$port" --request-delay 2 \
         --script "$ROOT/scripts/demo-enrol.txt" --script-sn LNT0000001 >"$work/server.log" 2>&1 &

@@ -272,3 +272,25 @@ fn get_options_answers_the_facts_announced_at_registration() {
         Some(lintel::commands::data::bio::DEVICE_MULTI_BIO_DATA_SUPPORT)
     );
 }
+
+#[test]
+fn device_parameters_are_pushed_when_configured() {
+    let server = start_server(quick_server_config());
+    let dir = tempfile::tempdir().unwrap();
+    let fw = start_firmware(&config(&server.url(), dir.path(), "push_options = true"));
+    assert!(server.wait_for(PATIENCE, |s| s
+        .uploads(SN)
+        .iter()
+        .any(|u| u.table.as_deref() == Some("options"))));
+    fw.stop();
+    let upload = server
+        .uploads(SN)
+        .into_iter()
+        .find(|u| u.table.as_deref() == Some("options"))
+        .unwrap();
+    assert!(upload.accepted);
+    assert_eq!(upload.token, lintel_refserver::TokenCheck::Valid);
+    let body = String::from_utf8_lossy(&upload.raw).into_owned();
+    assert!(body.starts_with("~DeviceName=lintel,"), "{body}");
+    assert!(body.contains("FWVersion=0.1.0"), "{body}");
+}
