@@ -155,9 +155,27 @@ fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn report(label: &str, mut decision: Vec<Duration>, mut card: Vec<Duration>) {
+/// Per swipe: decision, card read→relay, and the two legs before the
+/// decision (HAL capture → forwarder, forwarder → engine).
+#[derive(Default)]
+struct Legs {
+    decision: Vec<Duration>,
+    card: Vec<Duration>,
+    capture: Vec<Duration>,
+    hop: Vec<Duration>,
+}
+
+fn report(label: &str, legs: Legs) {
+    let Legs {
+        mut decision,
+        mut card,
+        mut capture,
+        mut hop,
+    } = legs;
     decision.sort();
     card.sort();
+    capture.sort();
+    hop.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "{label:<28} n={:<5} decision p50 {:.3} ms p99 {:.3} ms max {:.3} ms | card read→relay p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
@@ -169,6 +187,14 @@ fn report(label: &str, mut decision: Vec<Duration>, mut card: Vec<Duration>) {
         ms(percentile(&card, 990)),
         ms(card.last().copied().unwrap_or_default()),
     );
+    println!(
+        "{:<28} where the time goes: frame end→HAL delivered to the forwarder p50 {:.3} ms p99 {:.3} ms | forwarder→engine p50 {:.3} ms p99 {:.3} ms",
+        "",
+        ms(percentile(&capture, 500)),
+        ms(percentile(&capture, 990)),
+        ms(percentile(&hop, 500)),
+        ms(percentile(&hop, 990)),
+    );
 }
 
 fn run_swipes(
@@ -178,10 +204,9 @@ fn run_swipes(
     probe: &std::sync::mpsc::Receiver<GrantTiming>,
     swipes: u32,
     first_card: u32,
-) -> (Vec<Duration>, Vec<Duration>) {
+) -> Legs {
     let sim = hal.sim_board().expect("sim board");
-    let mut decision = Vec::new();
-    let mut card = Vec::new();
+    let mut legs = Legs::default();
     for k in 0..swipes {
         let reader = u8::try_from(k % 4 + 1).unwrap_or(1);
         let r = board.reader(reader).expect("reader");
@@ -192,11 +217,15 @@ fn run_swipes(
         sim.play_bits(reader, &bits, Pace::Immediate).expect("play");
         match probe.recv_timeout(Duration::from_secs(5)) {
             Ok(t) => {
-                decision.push(t.relay_set.saturating_duration_since(t.received));
-                card.push(
-                    t.relay_set
-                        .saturating_duration_since(t.last_edge + FRAME_GAP),
-                );
+                let frame_end = t.last_edge + FRAME_GAP;
+                legs.decision
+                    .push(t.relay_set.saturating_duration_since(t.received));
+                legs.card
+                    .push(t.relay_set.saturating_duration_since(frame_end));
+                legs.capture
+                    .push(t.forwarded.saturating_duration_since(frame_end));
+                legs.hop
+                    .push(t.received.saturating_duration_since(t.forwarded));
             }
             Err(_) => println!("swipe {k} (card {number}, reader {reader}) was not granted"),
         }
@@ -211,7 +240,7 @@ fn run_swipes(
         );
         assert_eq!(code, 0);
     }
-    (decision, card)
+    legs
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -322,8 +351,8 @@ fn main() {
 
     // Warm-up (page cache, prepared statements).
     run_swipes(&hal, &board, &engine, &probe_rx, 50, 60_000);
-    let (d, c) = run_swipes(&hal, &board, &engine, &probe_rx, swipes, 1);
-    report("idle", d, c);
+    let legs = run_swipes(&hal, &board, &engine, &probe_rx, swipes, 1);
+    report("idle", legs);
 
     let stop = Arc::new(AtomicBool::new(false));
     let sync = {
@@ -332,10 +361,10 @@ fn main() {
         std::thread::spawn(move || data_sync(&dir, stop))
     };
     std::thread::sleep(Duration::from_millis(200));
-    let (d, c) = run_swipes(&hal, &board, &engine, &probe_rx, swipes, 20_000);
+    let legs = run_swipes(&hal, &board, &engine, &probe_rx, swipes, 20_000);
     stop.store(true, Ordering::Relaxed);
     let applied = sync.join().expect("sync thread");
-    report("during bulk DATA sync", d, c);
+    report("during bulk DATA sync", legs);
     println!("  (the sync applied {applied} DATA UPDATE user commands of 1,000 records meanwhile)");
 
     engine.shutdown();
