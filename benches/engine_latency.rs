@@ -339,6 +339,7 @@ fn main() {
             session: None,
             rtstate_period: Duration::from_secs(60),
             grant_probe: Some(probe_tx),
+            remote: None,
         },
         Store::open(dir.path()).expect("store"),
         engine::Outputs {

@@ -932,3 +932,185 @@ fn holidays_of_each_type_replace_the_weekday_exactly_or_every_year() {
         ]
     );
 }
+
+#[test]
+fn remote_identification_falls_back_to_the_local_decision_when_the_server_cannot_answer() {
+    // The reference server does not implement section 13: the request
+    // fails, 45 is logged and the local grant holds.
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_cmd("1", 4660, ""),
+        authorize_cmd("1", 1, 15),
+        "SET OPTIONS AutoServerFunOn=1".into(),
+    ]);
+    rig.swipe(1, 4660);
+    let ev = rig.wait_events("0", 1);
+    assert_record(
+        &ev[0],
+        &id_event("2024-05-06 09:00:00", "1", "4660", "1", "0", "4"),
+    );
+    assert_eq!(codes(&rig), ["45", "0"]);
+    rig.engine_sync();
+    assert!(rig.state().locks[0]);
+}
+
+mod remote_fake {
+    use lintel::engine::remote::{RemoteIdentifier, RemoteVerdict};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Answers from a script, one per request, after an optional delay;
+    /// keeps the records it was sent.
+    pub struct Scripted {
+        pub answers: Mutex<Vec<(Duration, Result<RemoteVerdict, String>)>>,
+        pub seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl RemoteIdentifier for Scripted {
+        fn identify(
+            &self,
+            record: &str,
+            _token: Option<&str>,
+            _timeout: Duration,
+        ) -> Result<RemoteVerdict, String> {
+            self.seen.lock().unwrap().push(record.to_string());
+            let (delay, answer) = self.answers.lock().unwrap().remove(0);
+            std::thread::sleep(delay);
+            answer
+        }
+    }
+}
+
+#[test]
+fn remote_identification_success_failure_and_a_slow_server_through_the_sim_hal() {
+    use lintel::engine::remote::{RemoteVerdict, REMOTE_TIMEOUT};
+    use lintel::engine::{self, EngineSetup, ManualMonotonic};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = lintel::store::Store::open(dir.path()).unwrap();
+        store.conn().execute_batch(
+            "INSERT INTO users(pin, cardno) VALUES ('1', '4660'), ('2', '5001');
+             INSERT INTO user_authorizations(pin, timezone_id, door_mask) VALUES ('1', 1, 15), ('2', 1, 15);
+             INSERT INTO time_zones(timezone_id, mon_time1) VALUES (1, 2359);",
+        ).unwrap();
+        store.set_option("AutoServerFunOn", "1").unwrap();
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let remote = remote_fake::Scripted {
+        answers: Mutex::new(vec![
+            (
+                Duration::ZERO,
+                Ok(RemoteVerdict::Success {
+                    control: Some("01020108".into()),
+                }),
+            ),
+            (Duration::ZERO, Ok(RemoteVerdict::Failed)),
+            // Longer than any test: only the engine's deadline ends it.
+            (Duration::from_secs(30), Ok(RemoteVerdict::Failed)),
+        ]),
+        seen: seen.clone(),
+    };
+    let board = lintel_hal::board::BoardConfig::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board-configs/sim-4door.toml"),
+    )
+    .unwrap();
+    let (input_tx, input_rx) = std::sync::mpsc::channel();
+    let mut hal = lintel_hal::open(&board, dir.path(), input_tx).unwrap();
+    let mono = ManualMonotonic::new();
+    let clock = lintel::clock::ManualClock::new(monday_nine());
+    let (handle, thread) = engine::start(
+        EngineSetup {
+            board: board.clone(),
+            serial: "REMOTE1".into(),
+            clock: Arc::new(PinnedClock(clock.clone())),
+            monotonic: Arc::new(mono.clone()),
+            session: None,
+            rtstate_period: Duration::from_secs(60),
+            grant_probe: None,
+            remote: Some(Arc::new(remote)),
+        },
+        lintel::store::Store::open(dir.path()).unwrap(),
+        engine::Outputs {
+            locks: std::mem::take(&mut hal.locks),
+            aux_out: std::mem::take(&mut hal.aux_out),
+        },
+        input_rx,
+    )
+    .unwrap();
+    let sim = hal.sim_board().unwrap();
+    let swipe = |reader: u8, card: u64| {
+        let before = handle.hal_events_handled();
+        sim.handle(&SimRequest::Swipe {
+            reader,
+            card,
+            site: None,
+        })
+        .unwrap();
+        let end = std::time::Instant::now() + common::PATIENCE;
+        while handle.hal_events_handled() == before && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let events = || -> Vec<(i64, String, i64)> {
+        let s = lintel::store::Store::open(dir.path()).unwrap();
+        let mut st = s
+            .conn()
+            .prepare("SELECT event, pin, eventaddr FROM event_log WHERE event != 206 ORDER BY idx")
+            .unwrap();
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let wait_count = |n: usize| {
+        let end = std::time::Instant::now() + common::PATIENCE;
+        while events().len() < n && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+
+    // SUCCESS: 222, door 1 opens, and the server's CONTROL DEVICE opens door 2 for 8 s.
+    swipe(1, 4660);
+    wait_count(2);
+    assert!(handle.sync(common::PATIENCE));
+    assert_eq!(sim.state().locks, [true, true, false, false]);
+    // FAILED: 44, door 3 stays shut.
+    swipe(3, 5001);
+    wait_count(3);
+    // A server that does not answer: nothing until the deadline, and door 4
+    // is decided by nobody meanwhile; door 1 keeps working for others.
+    swipe(4, 5001);
+    assert!(handle.sync(common::PATIENCE));
+    assert_eq!(events().len(), 3, "waiting for the server");
+    mono.advance(REMOTE_TIMEOUT);
+    assert!(handle.sync(common::PATIENCE));
+    wait_count(5);
+    let got = events();
+    assert_eq!(
+        got,
+        [
+            (222, "1".to_string(), 1),
+            (8, "0".to_string(), 2),
+            (44, "2".to_string(), 3),
+            (45, "2".to_string(), 4),
+            (0, "2".to_string(), 4),
+        ]
+    );
+    let s = sim.state();
+    assert!(!s.locks[2], "the refused door stayed shut");
+    assert!(
+        s.locks[3],
+        "the local decision opened door 4 after the timeout"
+    );
+    let records = seen.lock().unwrap().clone();
+    assert_eq!(
+        records[0],
+        "time=2024-05-06 09:00:00\tpin=1\tcardno=4660\taddrtype=2\teventaddr=1\tevent=0\tinoutstatus=0\tverifytype=4"
+    );
+    assert_eq!(records.len(), 3);
+    handle.shutdown();
+    thread.join().unwrap();
+}

@@ -34,6 +34,7 @@ pub mod door;
 pub mod dst;
 pub mod keypad;
 pub mod multicard;
+pub mod remote;
 pub mod rtstate;
 pub mod rules;
 pub mod timezone;
@@ -118,6 +119,11 @@ pub enum EngineInput {
     /// Only recompute the wait: a step on the `engine-inputs` thread may
     /// have moved the next deadline.
     Rearm,
+    /// The server's answer to remote identification `id`.
+    Remote {
+        id: u64,
+        verdict: Result<remote::RemoteVerdict, String>,
+    },
     /// Like `Tick`, then answer once the step is finished (tests wait on it).
     Sync(Sender<()>),
     Shutdown,
@@ -249,6 +255,8 @@ pub struct EngineSetup {
     /// rtstate is queued on every change and at least this often.
     pub rtstate_period: Duration,
     pub grant_probe: Option<Sender<GrantTiming>>,
+    /// Remote identification (section 13), used while `AutoServerFunOn` is 1.
+    pub remote: Option<Arc<dyn remote::RemoteIdentifier>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +290,7 @@ pub fn start(
     };
     let mut engine = Engine::new(setup, store, outputs);
     engine.hal_handled = handle.hal_handled.clone();
+    engine.answers = Some(tx.clone());
     // Device start (206) is logged before any HAL event is looked at.
     engine.start_up();
     let engine = Arc::new(Mutex::new(engine));
@@ -368,6 +377,18 @@ enum FirstCard {
     },
 }
 
+/// A local grant waiting for the server's remote identification.
+#[derive(Debug, Clone)]
+struct RemotePending {
+    at: Arrival,
+    pin: String,
+    presented: Presented,
+    /// The local decision, carried out when the server does not answer.
+    local: Verdict,
+    until: Instant,
+    last_edge: Option<Instant>,
+}
+
 /// A door-wide password (Appendix 10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DoorPassword {
@@ -414,6 +435,11 @@ pub struct Engine {
     hal_handled: Arc<AtomicU64>,
     /// Set when the engine thread ends: HAL events are no longer handled.
     stopped: bool,
+    /// Where remote-identification threads send their answers.
+    answers: Option<Sender<EngineInput>>,
+    /// Remote identifications waiting for the server, by id.
+    remote_pending: HashMap<u64, RemotePending>,
+    next_remote_id: u64,
     /// When the HAL event of this step was forwarded (benchmark probe).
     forwarded_at: Instant,
     /// Set while linkage actions run: their own events trigger nothing.
@@ -460,6 +486,9 @@ impl Engine {
             hal_handled: Arc::new(AtomicU64::new(0)),
             forwarded_at: now,
             stopped: false,
+            answers: None,
+            remote_pending: HashMap::new(),
+            next_remote_id: 1,
             format_cache: HashMap::new(),
             format_version: None,
             settings_version: None,
@@ -547,6 +576,7 @@ impl Engine {
                 let _ = done.send(());
                 return;
             }
+            Some(EngineInput::Remote { id, verdict }) => self.on_remote_answer(id, verdict, now),
             Some(EngineInput::Tick)
             | Some(EngineInput::Rearm)
             | Some(EngineInput::Shutdown)
@@ -591,7 +621,8 @@ impl Engine {
             .entries
             .values()
             .filter_map(|e| e.next_deadline())
-            .chain(self.multi.iter().filter_map(|m| m.next_deadline()));
+            .chain(self.multi.iter().filter_map(|m| m.next_deadline()))
+            .chain(self.remote_pending.values().map(|p| p.until));
         // Wall-clock periods are looked at on each minute while one matters.
         // Time rules have minute resolution: look at the schedules on each
         // minute (normal-open periods, scheduled outputs, first-card periods).
@@ -611,6 +642,18 @@ impl Engine {
     fn finish_step(&mut self, now: Instant) {
         self.run_schedules();
         self.linkage_busy.retain(|_, until| now < *until);
+        let expired: Vec<u64> = self
+            .remote_pending
+            .iter()
+            .filter(|(_, p)| now >= p.until)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(p) = self.remote_pending.remove(&id) {
+                log::warn!("remote identification {id} not answered in time; deciding locally");
+                self.remote_fallback(p, now);
+            }
+        }
         self.end_first_card_periods();
         for i in 0..self.doors.len() {
             if let Some(pin) = self.multi[i].poll(now) {
@@ -1460,13 +1503,32 @@ impl Engine {
                 Verdict::Deny(23)
             }
         };
+        if let Verdict::Grant(code) = verdict {
+            if self.ask_server(at, user, presented, verdict, code, now, last_edge) {
+                return;
+            }
+        }
+        self.carry_out(at, &user.pin, presented, verdict, now, last_edge);
+    }
+
+    /// Drives the lock for a grant and logs the decision.
+    fn carry_out(
+        &mut self,
+        at: Arrival,
+        pin: &str,
+        presented: &Presented,
+        verdict: Verdict,
+        now: Instant,
+        last_edge: Option<Instant>,
+    ) {
+        let when = self.local_now();
         if let Verdict::Grant(_) = verdict {
             if let Some(i) = self.door_index(at.door) {
                 let drive = self.settings[i].drive_time;
                 self.doors[i].release(now, drive);
-                self.last_punch.insert((user.pin.clone(), at.door), now);
+                self.last_punch.insert((pin.to_string(), at.door), now);
                 self.drive_outputs(now);
-                self.remember_passage(&user.pin, at.door, at.inout, when);
+                self.remember_passage(pin, at.door, at.inout, when);
                 if let (Some(probe), Some(last_edge)) = (&self.setup.grant_probe, last_edge) {
                     let _ = probe.send(GrantTiming {
                         last_edge,
@@ -1480,7 +1542,136 @@ impl Engine {
         let event = match verdict {
             Verdict::Grant(c) | Verdict::Deny(c) => c,
         };
-        self.log_identification(at, &user.pin, presented, event);
+        self.log_identification(at, pin, presented, event);
+    }
+
+    /// With `AutoServerFunOn` 1 and a remote identifier, a local grant is
+    /// sent to the server on a thread of its own and decided when it
+    /// answers (or when [`remote::REMOTE_TIMEOUT`] passes). True when asked.
+    #[allow(clippy::too_many_arguments)]
+    fn ask_server(
+        &mut self,
+        at: Arrival,
+        user: &rules::User,
+        presented: &Presented,
+        verdict: Verdict,
+        code: u32,
+        now: Instant,
+        last_edge: Option<Instant>,
+    ) -> bool {
+        let (Some(remote), Some(tx)) = (self.setup.remote.clone(), self.answers.clone()) else {
+            return false;
+        };
+        match rules::option_number(self.store.conn(), "AutoServerFunOn") {
+            Ok(Some(1)) => {}
+            Ok(_) => return false,
+            Err(e) => {
+                log::error!("cannot read AutoServerFunOn ({e}); deciding locally");
+                return false;
+            }
+        }
+        let record = format!(
+            "time={}\tpin={}\tcardno={}\taddrtype=2\teventaddr={}\tevent={code}\tinoutstatus={}\tverifytype={}",
+            self.time_text(),
+            user.pin,
+            presented.card,
+            at.door,
+            at.inout,
+            verify::verifytype(presented.factors, self.new_vf_styles()),
+        );
+        let token = self.session_token();
+        let id = self.next_remote_id;
+        self.next_remote_id += 1;
+        let spawned = std::thread::Builder::new()
+            .name("engine-remote".into())
+            .spawn(move || {
+                let verdict = remote.identify(&record, token.as_deref(), remote::REMOTE_TIMEOUT);
+                let _ = tx.send(EngineInput::Remote { id, verdict });
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start a remote identification ({e}); deciding locally");
+            return false;
+        }
+        self.remote_pending.insert(
+            id,
+            RemotePending {
+                at,
+                pin: user.pin.clone(),
+                presented: presented.clone(),
+                local: verdict,
+                until: now + remote::REMOTE_TIMEOUT,
+                last_edge,
+            },
+        );
+        true
+    }
+
+    /// The session's token (RegistryCode, SN, SessionID), if registered.
+    fn session_token(&self) -> Option<String> {
+        let conn = self.store.conn();
+        let code = rules::option_text(conn, "RegistryCode").ok().flatten()?;
+        let session = rules::option_text(conn, "SessionID").ok().flatten()?;
+        Some(crate::protocol::token::token(
+            &code,
+            &self.setup.serial,
+            &session,
+        ))
+    }
+
+    /// The server answered remote identification `id`: 222 and open on
+    /// SUCCESS (also running its CONTROL DEVICE line), 44 on FAILED, and on
+    /// TIMEOUT or a failed request 45 followed by the local decision.
+    fn on_remote_answer(
+        &mut self,
+        id: u64,
+        verdict: Result<remote::RemoteVerdict, String>,
+        now: Instant,
+    ) {
+        let Some(p) = self.remote_pending.remove(&id) else {
+            log::info!("remote identification {id} answered after its timeout; ignored");
+            return;
+        };
+        match verdict {
+            Ok(remote::RemoteVerdict::Success { control }) => {
+                self.carry_out(
+                    p.at,
+                    &p.pin,
+                    &p.presented,
+                    Verdict::Grant(222),
+                    now,
+                    p.last_edge,
+                );
+                if let Some(arg) = control {
+                    match control::parse(&arg) {
+                        Ok(control::ControlRequest::Door(cmd)) => {
+                            let code = self.on_command(cmd, now);
+                            if code != 0 {
+                                log::warn!("the server's CONTROL DEVICE {arg} failed ({code})");
+                            }
+                        }
+                        Ok(other) => log::warn!(
+                            "the server's CONTROL DEVICE {arg} ({other:?}) is not a door command; ignored"
+                        ),
+                        Err(e) => log::warn!("the server's CONTROL DEVICE {arg}: {e}; ignored"),
+                    }
+                }
+            }
+            Ok(remote::RemoteVerdict::Failed) => {
+                // 44: remote identification failed.
+                self.log_identification(p.at, &p.pin, &p.presented, 44);
+            }
+            Ok(remote::RemoteVerdict::Timeout) => self.remote_fallback(p, now),
+            Err(e) => {
+                log::warn!("remote identification {id} failed ({e}); deciding locally");
+                self.remote_fallback(p, now);
+            }
+        }
+    }
+
+    /// 45 (remote identification timed out), then the local decision.
+    fn remote_fallback(&mut self, p: RemotePending, now: Instant) {
+        self.log_identification(p.at, &p.pin, &p.presented, 45);
+        self.carry_out(p.at, &p.pin, &p.presented, p.local, now, p.last_edge);
     }
 
     /// DoorFirstCardOpenDoor (Appendix 10; users in `firstcard`): inside
