@@ -163,6 +163,12 @@ impl Firmware {
                 session: Some(session_tx.clone()),
                 rtstate_period: Duration::from_secs(60),
                 grant_probe: None,
+                // Used only while the server sets AutoServerFunOn=1.
+                remote: Some(Arc::new(crate::engine::remote::HttpRemote::new(
+                    config.server_base(),
+                    &config.device.serial,
+                    &config.server.ca_file,
+                ))),
             },
             Store::open(&config.device.data_dir)?,
             crate::engine::Outputs {
