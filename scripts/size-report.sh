@@ -97,7 +97,7 @@ TOML
     sim button --door 1; sleep 1
     sim sensor --door 1 open; sleep 1; sim sensor --door 1 closed
     sleep 6
-    pkill -INT -P "$timer" qemu-arm-static 2>/dev/null || true
+    pkill -TERM -P "$timer" qemu-arm-static 2>/dev/null || true
     set +e
     wait "$timer"
     rc=$?
