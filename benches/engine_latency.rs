@@ -9,7 +9,9 @@
 //! - decision: the engine receiving the frame → the lock relay set (rules
 //!   read from SQLite, decision, output driven);
 //! - card read: the frame's end (last edge + the 25 ms gap that defines it)
-//!   → relay set, which adds the capture's poll and the channel hops.
+//!   → relay set, which adds the capture's poll and the channel hop;
+//!   split into the HAL's part (frame end → the `engine-inputs` thread has
+//!   it) and the engine's (→ the decision starts: lock, rule refresh).
 //!
 //! Prints figures only. `cargo bench --bench engine_latency`
 //! (env `ENGINE_BENCH_SWIPES`, default 2000; `ENGINE_BENCH_CPU_SECS`, default 60).
@@ -156,7 +158,7 @@ fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
 }
 
 /// Per swipe: decision, card read→relay, and the two legs before the
-/// decision (HAL capture → forwarder, forwarder → engine).
+/// decision (HAL capture → delivered, delivered → decision starts).
 #[derive(Default)]
 struct Legs {
     decision: Vec<Duration>,
@@ -188,7 +190,7 @@ fn report(label: &str, legs: Legs) {
         ms(card.last().copied().unwrap_or_default()),
     );
     println!(
-        "{:<28} where the time goes: frame end→HAL delivered to the forwarder p50 {:.3} ms p99 {:.3} ms | forwarder→engine p50 {:.3} ms p99 {:.3} ms",
+        "{:<28} where the time goes: frame end→HAL delivers it p50 {:.3} ms p99 {:.3} ms | delivered→decision starts (lock, rule refresh) p50 {:.3} ms p99 {:.3} ms",
         "",
         ms(percentile(&capture, 500)),
         ms(percentile(&capture, 990)),

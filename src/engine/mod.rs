@@ -57,6 +57,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use verify::{factor, Check, KeypadMeaning, Mode};
 
+/// Prepared statements the engine's connection keeps (all of `rules`'s).
+const STATEMENT_CACHE: usize = 128;
+
 /// Monotonic time for relay and alarm timers. Injected so tests can move it.
 pub trait Monotonic: Send + Sync {
     fn now(&self) -> Instant;
@@ -456,6 +459,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(setup: EngineSetup, store: Store, outputs: Outputs) -> Engine {
+        // rusqlite keeps 16 prepared statements by default; a decision uses
+        // more distinct ones than that, and an evicted one is prepared again
+        // on every card (measured: +0.3 ms p50 during a bulk sync).
+        store
+            .conn()
+            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let doors: Vec<Door> = setup
             .board
             .doors
@@ -596,13 +605,15 @@ impl Engine {
             Ok(d) => self.dst = d,
             Err(e) => log::error!("cannot read the DST settings ({e}); keeping the previous ones"),
         }
-        for (i, d) in self.setup.board.doors.iter().enumerate() {
-            match rules::door_settings(self.store.conn(), d.number, d.sensor.is_some()) {
-                Ok(s) => self.settings[i] = s,
-                Err(e) => log::error!(
-                    "door {}: cannot read its parameters ({e}); keeping the previous ones",
-                    d.number
-                ),
+        match rules::DoorParams::load(self.store.conn()) {
+            Ok(params) => {
+                for (i, d) in self.setup.board.doors.iter().enumerate() {
+                    self.settings[i] =
+                        rules::door_settings_from(&params, d.number, d.sensor.is_some());
+                }
+            }
+            Err(e) => {
+                log::error!("cannot read the door parameters ({e}); keeping the previous ones")
             }
         }
     }
