@@ -66,6 +66,11 @@ fn package(dir: &Path, version: &str, target: &str, key: Option<&str>) -> Packag
     }
 }
 
+/// A length as the UPGRADE command's `size` (u64 on every target).
+fn len(bytes: &[u8]) -> u64 {
+    u64::try_from(bytes.len()).unwrap()
+}
+
 fn md5_hex(bytes: &[u8]) -> String {
     use md5::{Digest, Md5};
     Md5::digest(bytes)
@@ -290,18 +295,17 @@ fn refusals_get_their_return_codes_and_leave_the_running_firmware() {
     }
     let fw = dev.start();
     assert!(wait_online(&server));
-    let cmd = |path: &str, md5: &str, size: usize| {
-        format!("type=1,checksum={md5},size={size},url={path}")
-    };
+    let cmd =
+        |path: &str, md5: &str, size: u64| format!("type=1,checksum={md5},size={size},url={path}");
     let cases = [
         (
             "wrong checksum",
-            cmd("/f/signed/emfw.cfg", &"0".repeat(32), signed.bytes.len()),
+            cmd("/f/signed/emfw.cfg", &"0".repeat(32), len(&signed.bytes)),
             -19,
         ),
         (
             "wrong size",
-            cmd("/f/signed/emfw.cfg", &signed.md5, signed.bytes.len() + 1),
+            cmd("/f/signed/emfw.cfg", &signed.md5, len(&signed.bytes) + 1),
             -20,
         ),
         (
@@ -309,13 +313,13 @@ fn refusals_get_their_return_codes_and_leave_the_running_firmware() {
             cmd(
                 "/f/wrongkey/emfw.cfg",
                 &wrong_key.md5,
-                wrong_key.bytes.len(),
+                len(&wrong_key.bytes),
             ),
             -24,
         ),
         (
             "unsigned",
-            cmd("/f/unsigned/emfw.cfg", &unsigned.md5, unsigned.bytes.len()),
+            cmd("/f/unsigned/emfw.cfg", &unsigned.md5, len(&unsigned.bytes)),
             -24,
         ),
         (
@@ -323,28 +327,28 @@ fn refusals_get_their_return_codes_and_leave_the_running_firmware() {
             cmd(
                 "/f/target/emfw.cfg",
                 &wrong_target.md5,
-                wrong_target.bytes.len(),
+                len(&wrong_target.bytes),
             ),
             -22,
         ),
         (
             "older version",
-            cmd("/f/older/emfw.cfg", &older.md5, older.bytes.len()),
+            cmd("/f/older/emfw.cfg", &older.md5, len(&older.bytes)),
             -23,
         ),
         (
             "hostile tar",
-            cmd("/f/hostile/emfw.cfg", &md5_hex(&hostile), hostile.len()),
+            cmd("/f/hostile/emfw.cfg", &md5_hex(&hostile), len(&hostile)),
             -24,
         ),
         (
             "file name",
-            cmd("/f/name/firmware.bin", &signed.md5, signed.bytes.len()),
+            cmd("/f/name/firmware.bin", &signed.md5, len(&signed.bytes)),
             -25,
         ),
         (
             "missing file",
-            cmd("/f/none/emfw.cfg", &signed.md5, signed.bytes.len()),
+            cmd("/f/none/emfw.cfg", &signed.md5, len(&signed.bytes)),
             -721,
         ),
         (
@@ -366,7 +370,7 @@ fn refusals_get_their_return_codes_and_leave_the_running_firmware() {
     assert_eq!(
         upgrade(
             &server,
-            &cmd("/f/signed/emfw.cfg", &signed.md5, signed.bytes.len())
+            &cmd("/f/signed/emfw.cfg", &signed.md5, len(&signed.bytes))
         ),
         0
     );
@@ -389,7 +393,7 @@ fn a_version_that_never_reaches_its_server_is_rolled_back_and_reported() {
         &format!(
             "type=1,checksum={},size={},url=/fw/emfw.cfg",
             pkg.md5,
-            pkg.bytes.len()
+            len(&pkg.bytes)
         ),
     );
     assert_eq!(ret, 0);

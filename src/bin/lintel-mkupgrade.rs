@@ -15,15 +15,6 @@ struct Cli {
     args: lintel::upgrade::cli::MakeUpgradeArgs,
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_command_line_is_well_formed() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
-    }
-}
-
 fn main() -> ExitCode {
     match lintel::upgrade::cli::make_upgrade_cli(Cli::parse().args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -31,5 +22,14 @@ fn main() -> ExitCode {
             eprintln!("lintel-mkupgrade: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
