@@ -1114,3 +1114,164 @@ fn remote_identification_success_failure_and_a_slow_server_through_the_sim_hal()
     handle.shutdown();
     thread.join().unwrap();
 }
+
+/// A plain (non-identification) record at 2024-05-06 `hms`.
+fn plain_record<'a>(hms: &'a str, door: &'a str, event: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("time", hms),
+        ("pin", "0"),
+        ("cardno", "0"),
+        ("sitecode", "0"),
+        ("linkid", "0"),
+        ("eventaddr", door),
+        ("event", event),
+        ("inoutstatus", "0"),
+        ("verifytype", "200"),
+    ]
+}
+
+fn assert_records(rig: &Rig, want: &[Vec<(&str, &str)>]) {
+    let got = rig.scenario_events();
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (r, w) in got.iter().zip(want) {
+        assert_record(r, w);
+    }
+}
+
+#[test]
+fn door_valid_period_refuses_grants_outside_it_with_22_and_changes_nothing_inside() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        timezone_cmd(2, &[1], interval(1000, 1100)),
+        user_cmd("1", 4660, ""),
+        user_cmd("2", 5001, ""),
+        authorize_cmd("1", 1, 15),
+        authorize_cmd("2", 1, 2), // door 2 only
+        // Door 1 valid 10:00-11:00 by option, door 3 by the DoorParameters
+        // table; door 2's 0 means always valid, door 4 has none.
+        "SET OPTIONS Door1ValidTZ=2,Door2ValidTZ=0".into(),
+        "DATA UPDATE DoorParameters ID=3\tName=DoorValidTZ\tValue=2\tDevID=1".into(),
+    ]);
+    rig.swipe(1, 4660); // outside door 1's period: 22
+    rig.swipe(1, 5001); // not authorised for door 1: still 23
+    rig.swipe(2, 4660);
+    rig.swipe(3, 4660);
+    rig.swipe(4, 4660);
+    rig.wait_events("0", 2);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [false, true, false, true]);
+    let t = "2024-05-06 09:00:00";
+    assert_records(
+        &rig,
+        &[
+            id_event(t, "1", "4660", "1", "22", "4"),
+            id_event(t, "2", "5001", "1", "23", "4"),
+            id_event(t, "1", "4660", "2", "0", "4"),
+            id_event(t, "1", "4660", "3", "22", "4"),
+            id_event(t, "1", "4660", "4", "0", "4"),
+        ],
+    );
+
+    // 10:00: inside the period doors 1 and 3 open as usual.
+    rig.advance(Duration::from_secs(3600));
+    assert_eq!(rig.state().locks, [false; 4]);
+    rig.swipe(1, 4660);
+    rig.swipe(3, 4660);
+    rig.wait_events("0", 4);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [true, false, true, false]);
+    let ev = rig.events("0");
+    assert_record(
+        &ev[2],
+        &id_event("2024-05-06 10:00:00", "1", "4660", "1", "0", "4"),
+    );
+    assert_record(
+        &ev[3],
+        &id_event("2024-05-06 10:00:00", "1", "4660", "3", "0", "4"),
+    );
+    assert_eq!(rig.events("22").len(), 2);
+}
+
+#[test]
+fn rex_input_0_locks_the_exit_button_with_209_and_1_or_none_opens() {
+    let rig = Rig::start();
+    rig.enrol(&["SET OPTIONS Door1REXInput=0,Door2REXInput=1".into()]);
+    rig.sim(SimRequest::Button { door: 1 });
+    rig.wait_events("209", 1);
+    rig.sim(SimRequest::Button { door: 2 });
+    rig.sim(SimRequest::Button { door: 3 }); // no DoorREXInput: opens
+    rig.wait_events("202", 2);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [false, true, true, false]);
+    let t = "2024-05-06 09:00:00";
+    assert_records(
+        &rig,
+        &[
+            plain_record(t, "1", "209"),
+            plain_record(t, "2", "202"),
+            plain_record(t, "3", "202"),
+        ],
+    );
+
+    // Unlocked again from the server: door 1's button opens.
+    rig.advance(Duration::from_secs(5));
+    rig.enrol(&["SET OPTIONS Door1REXInput=1".into()]);
+    rig.sim(SimRequest::Button { door: 1 });
+    rig.wait_events("202", 3);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [true, false, false, false]);
+    assert_record(
+        &rig.events("202")[2],
+        &plain_record("2024-05-06 09:00:05", "1", "202"),
+    );
+    assert_eq!(rig.events("209").len(), 1);
+}
+
+fn reader_property(id: u8, door: u8, disable: u8) -> String {
+    format!("DATA UPDATE ReaderProperty ID={id}\tDoorID={door}\tType=2\tAddress={id}\tIPAddress=\tPort=4376\tMAC=\tInOut=0\tDisable={disable}\tVerifyType=0\tMulticast=\tDevID=1\tOfflineRefuse=0")
+}
+
+#[test]
+fn a_disabled_reader_ignores_cards_and_keypad_entries_with_23() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_with_password("1", 4660, "1234"),
+        authorize_cmd("1", 1, 15),
+        // Card or password, and an emergency password, at doors 1 and 2.
+        "SET OPTIONS Door1VerifyType=7,Door2VerifyType=7,Door1SupplierPassWord=8888".into(),
+        reader_property(1, 1, 1),
+        reader_property(2, 2, 0),
+    ]);
+    rig.swipe(1, 4660);
+    rig.keys(1, "1234#");
+    rig.keys(1, "8888#"); // not even the emergency password
+    rig.swipe(2, 4660);
+    rig.wait_events("0", 1);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [false, true, false, false]);
+    let t = "2024-05-06 09:00:00";
+    assert_records(
+        &rig,
+        &[
+            id_event(t, "0", "4660", "1", "23", "4"),
+            id_event(t, "0", "0", "1", "23", "3"),
+            id_event(t, "0", "0", "1", "23", "3"),
+            id_event(t, "1", "4660", "2", "0", "4"),
+        ],
+    );
+
+    // Enabled again: the same card opens door 1.
+    rig.advance(Duration::from_secs(5));
+    rig.enrol(&[reader_property(1, 1, 0)]);
+    rig.swipe(1, 4660);
+    rig.wait_events("0", 2);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [true, false, false, false]);
+    assert_record(
+        &rig.events("0")[1],
+        &id_event("2024-05-06 09:00:05", "1", "4660", "1", "0", "4"),
+    );
+    assert_eq!(rig.events("23").len(), 3);
+}

@@ -43,6 +43,12 @@ pub struct DoorSettings {
     pub close_and_lock: bool,
     /// DoorKeepOpenTimeZone: the time rule of the normal-open period.
     pub keep_open_tz: Option<i64>,
+    /// DoorValidTZ: the time rule outside which no identification opens
+    /// the door; `None` (0 or not sent) = always valid.
+    pub valid_tz: Option<i64>,
+    /// DoorREXInput: 1 (default) the exit button releases the lock, 0 the
+    /// exit button is locked (a press opens nothing and logs 209).
+    pub exit_button_opens: bool,
 }
 
 impl Default for DoorSettings {
@@ -53,6 +59,8 @@ impl Default for DoorSettings {
             held_open_after: None,
             close_and_lock: true,
             keep_open_tz: None,
+            valid_tz: None,
+            exit_button_opens: true,
         }
     }
 }
@@ -273,6 +281,8 @@ mod tests {
             held_open_after: Some(Duration::from_secs(10)),
             close_and_lock: true,
             keep_open_tz: None,
+            valid_tz: None,
+            exit_button_opens: true,
         }
     }
 

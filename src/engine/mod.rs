@@ -60,6 +60,12 @@ use verify::{factor, Check, KeypadMeaning, Mode};
 /// Prepared statements the engine's connection keeps (all of `rules`'s).
 const STATEMENT_CACHE: usize = 128;
 
+/// The event of an identification at a disabled reader (ReaderProperty
+/// `Disable=1`): Appendix 2 has no code of its own for it, so the card is
+/// not looked up and the swipe is logged as 23 "Unauthorized access" with
+/// pin 0, which keeps it visible to the server instead of dropping it.
+const READER_DISABLED: u32 = 23;
+
 /// Monotonic time for relay and alarm timers. Injected so tests can move it.
 pub trait Monotonic: Send + Sync {
     fn now(&self) -> Instant;
@@ -1024,7 +1030,14 @@ impl Engine {
                     return;
                 }
                 let Some(i) = self.door_index(n) else { return };
-                if self.doors[i].is_locked_shut() {
+                // DoorREXInput 0 ("Lock"; ~REXInputFunOn is "the exit door
+                // locking function"): the button is locked, so a press
+                // releases nothing and is logged as 209 "Press the exit
+                // button (locked)", as at a remotely locked door.
+                // DoorREXTimeOut ("the delay after the button switch event
+                // occurs when the door is locked") names a delay but not
+                // what it does; it is not applied.
+                if self.doors[i].is_locked_shut() || !self.settings[i].exit_button_opens {
                     self.log_plain(code::EXIT_BUTTON_LOCKED, u32::from(n));
                     return;
                 }
@@ -1241,6 +1254,15 @@ impl Engine {
             Decoded::Card {
                 number, site_code, ..
             } => {
+                if self.reader_disabled(at) {
+                    let presented = Presented {
+                        card: number.to_string(),
+                        site: site_code.map_or_else(|| "0".into(), |s| s.to_string()),
+                        factors: factor::CARD,
+                    };
+                    self.log_identification(at, "0", &presented, READER_DISABLED);
+                    return;
+                }
                 self.on_card(at, number, site_code, now, frame.last_edge.at);
             }
             Decoded::Keys(keys) => {
@@ -1306,6 +1328,12 @@ impl Engine {
     fn on_keypad_entry(&mut self, at: Arrival, typed: &str, now: Instant) {
         let when = self.local_now();
         let pending = self.entries.entry(at.reader).or_default().pending.take();
+        if self.reader_disabled(at) {
+            // Door passwords included: nothing typed at a disabled reader counts.
+            let presented = Presented::typed(factor::PASSWORD);
+            self.log_identification(at, "0", &presented, READER_DISABLED);
+            return;
+        }
         match self.door_password(at.door, typed) {
             Ok(Some(kind)) => {
                 self.open_by_door_password(at, kind, pending, now);
@@ -1360,6 +1388,17 @@ impl Engine {
                 self.log_identification(at, "0", &presented, 23);
             }
         }
+    }
+
+    /// ReaderProperty `Disable` (AccSupportFunList position 0, "Reader
+    /// disabling"): whether the reader `at` arrived at is disabled. An
+    /// unreadable table keeps the reader in service (its identifications
+    /// still go through every other rule) and is logged.
+    fn reader_disabled(&self, at: Arrival) -> bool {
+        rules::reader_disabled(self.store.conn(), at.door, at.inout).unwrap_or_else(|e| {
+            log::error!("door {}: cannot read the reader properties ({e})", at.door);
+            false
+        })
     }
 
     /// Whether `typed` is the door's emergency (DoorSupplierPassWord) or
@@ -1985,9 +2024,40 @@ impl Engine {
             None => Err(("0".into(), 27)),
         })
     }
+    /// [`Self::authorize_rules`], then the door's valid period: outside
+    /// DoorValidTZ (Appendix 10, "Valid time period of the door") a user
+    /// who would be let in is refused with 22 "Invalid time period". 21 is
+    /// the user's own time rule ("verification during the non-valid time
+    /// period"); 22 is the one code Appendix 2 has for a period that is not
+    /// the user's. Refusals for other reasons keep their own code, and the
+    /// period applies to super users too (the door itself is not in
+    /// service). A rule that was never delivered covers nothing, as
+    /// everywhere: the door then opens for nobody until it arrives.
+    fn authorize(
+        &self,
+        door: u8,
+        inout: u32,
+        user: &rules::User,
+        at: chrono::NaiveDateTime,
+        now: Instant,
+    ) -> rusqlite::Result<Verdict> {
+        let verdict = self.authorize_rules(door, inout, user, at, now)?;
+        if let Verdict::Grant(_) = verdict {
+            let valid_tz = self
+                .door_index(door)
+                .and_then(|i| self.settings[i].valid_tz);
+            if let Some(tz) = valid_tz {
+                if !rules::rule_covers(self.store.conn(), tz, at)? {
+                    return Ok(Verdict::Deny(22));
+                }
+            }
+        }
+        Ok(verdict)
+    }
+
     /// The rules of 2. in order: blacklist, validity, door state, super user,
     /// door × time rule, punch interval, normal open.
-    fn authorize(
+    fn authorize_rules(
         &self,
         door: u8,
         inout: u32,

@@ -273,6 +273,21 @@ pub fn reader_verify_type(
         .flatten())
 }
 
+/// Whether the door's reader on that side is disabled (ReaderProperty
+/// `Disable=1`, or `Type=0`, which 12.1.1.18 also lists as "Disable").
+/// Readers are matched by door and side, as for `VerifyType`; a reader
+/// without a row is enabled.
+pub fn reader_disabled(conn: &Connection, door: u8, inout: u32) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM reader_properties WHERE door_id = ?1 AND in_out = ?2
+             AND ((disable IS NOT NULL AND disable != 0) OR type = 0) LIMIT 1",
+        )?
+        .query_row(params![door, inout], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// The time rules under which `pin` is a first-card user of `door`
 /// (`firstcard`, 12.1.1.x); empty when the user is none.
 pub fn first_card_timezones(conn: &Connection, door: u8, pin: &str) -> rusqlite::Result<Vec<i64>> {
@@ -700,6 +715,9 @@ pub fn door_settings_from(p: &DoorParams, door: u8, board_has_sensor: bool) -> D
             .number(door, "CloseAndLock")
             .map_or(d.close_and_lock, |v| v != 0),
         keep_open_tz: p.number(door, "KeepOpenTimeZone").filter(|tz| *tz > 0),
+        valid_tz: p.number(door, "ValidTZ").filter(|tz| *tz > 0),
+        // Appendix 10: "Exit button status. 1: Do not lock (default). 0: Lock".
+        exit_button_opens: p.number(door, "REXInput") != Some(0),
     }
 }
 
