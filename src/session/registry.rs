@@ -31,6 +31,7 @@ pub const SUPPORTED_VERIFY_MODES: &[u8] = &[0, 2, 3, 4, 7, 11];
 
 /// Positions of AccSupportFunList (7.4) this firmware implements.
 pub const ACC_SUPPORT_FUNCTIONS: &[usize] = &[
+    0,  // reader disabling
     2,  // door locking
     3,  // emergency double on/off
     6,  // Wiegand format with site code
@@ -220,7 +221,7 @@ mod tests {
         assert_eq!(kv.get("LockCount"), Some("4"));
         assert_eq!(kv.get("CmdFormat"), Some("1"));
         assert_eq!(kv.get("DateFmtFunOn"), Some("0"));
-        assert_eq!(kv.get("AccSupportFunList").map(|s| &s[..4]), Some("0011"));
+        assert_eq!(kv.get("AccSupportFunList").map(|s| &s[..4]), Some("1011"));
         assert!(!line.contains('\n'));
     }
 }
