@@ -1228,6 +1228,34 @@ fn rex_input_0_locks_the_exit_button_with_209_and_1_or_none_opens() {
     assert_eq!(rig.events("209").len(), 1);
 }
 
+#[test]
+fn the_exit_button_outside_the_door_valid_period_logs_36_and_opens_nothing() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(2, &[1], interval(1000, 1100)),
+        "SET OPTIONS Door1ValidTZ=2".into(),
+    ]);
+    rig.sim(SimRequest::Button { door: 1 }); // 09:00: outside
+    rig.sim(SimRequest::Button { door: 2 }); // no valid period: opens
+    rig.wait_events("36", 1);
+    rig.wait_events("202", 1);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [false, true, false, false]);
+    let t = "2024-05-06 09:00:00";
+    assert_records(
+        &rig,
+        &[plain_record(t, "1", "36"), plain_record(t, "2", "202")],
+    );
+
+    // 10:00: inside the period the button opens door 1.
+    rig.advance(Duration::from_secs(3600));
+    rig.sim(SimRequest::Button { door: 1 });
+    rig.wait_events("202", 2);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [true, false, false, false]);
+    assert_eq!(rig.events("36").len(), 1);
+}
+
 fn reader_property(id: u8, door: u8, disable: u8) -> String {
     format!("DATA UPDATE ReaderProperty ID={id}\tDoorID={door}\tType=2\tAddress={id}\tIPAddress=\tPort=4376\tMAC=\tInOut=0\tDisable={disable}\tVerifyType=0\tMulticast=\tDevID=1\tOfflineRefuse=0")
 }

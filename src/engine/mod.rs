@@ -1041,6 +1041,20 @@ impl Engine {
                     self.log_plain(code::EXIT_BUTTON_LOCKED, u32::from(n));
                     return;
                 }
+                // 36 "Press the exit button during the non-valid time
+                // period": outside the door's DoorValidTZ the door is out
+                // of service for the button as for cards.
+                if let Some(tz) = self.settings[i].valid_tz {
+                    let at = self.local_now();
+                    match rules::rule_covers(self.store.conn(), tz, at) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            self.log_plain(code::EXIT_OUTSIDE_PERIOD, u32::from(n));
+                            return;
+                        }
+                        Err(e) => log::error!("door {n}: cannot read DoorValidTZ's rule ({e})"),
+                    }
+                }
                 match self.input_allowed(n, 0) {
                     Ok(true) => {}
                     Ok(false) => {
