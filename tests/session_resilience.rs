@@ -101,17 +101,7 @@ fn run_with_fault(fault: Fault) {
     );
     server.clear_faults();
     assert!(
-        server.wait_for(PATIENCE, |s| {
-            let mut got: Vec<u64> = s
-                .rtlog(SN)
-                .iter()
-                .filter(|r| r.get("event") == Some("27"))
-                .filter_map(|r| r.get("index").and_then(|i| i.parse().ok()))
-                .collect();
-            got.sort_unstable();
-            got.dedup();
-            got.len() >= expected.len()
-        }),
+        server.wait_for(PATIENCE, |s| distinct_indexes(s, "27") >= expected.len()),
         "{fault:?}"
     );
     fw.stop();
@@ -207,17 +197,7 @@ fn server_restarted_mid_upload_loses_nothing() {
     server.clear_faults();
     std::thread::sleep(Duration::from_millis(500));
     server.restart().unwrap();
-    assert!(server.wait_for(PATIENCE, |s| {
-        let mut got: Vec<String> = s
-            .rtlog(SN)
-            .iter()
-            .filter(|r| r.get("event") == Some("27"))
-            .filter_map(|r| r.get("index").map(str::to_owned))
-            .collect();
-        got.sort_unstable();
-        got.dedup();
-        got.len() >= expected.len()
-    }));
+    assert!(server.wait_for(PATIENCE, |s| distinct_indexes(s, "27") >= expected.len()));
     fw.stop();
     let got = received_indexes(&server, "27");
     assert_eq!(first_occurrences(&got), expected);

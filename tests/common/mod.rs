@@ -89,6 +89,18 @@ pub fn received_indexes(server: &RefServer, code: &str) -> Vec<u64> {
         .collect()
 }
 
+/// How many different event indexes with code `code` the server accepted
+/// (a batch whose answer was lost arrives twice with the same indexes).
+pub fn distinct_indexes(state: &lintel_refserver::State, code: &str) -> usize {
+    state
+        .rtlog(SN)
+        .iter()
+        .filter(|r| r.get("event") == Some(code))
+        .filter_map(|r| r.get("index").map(|i| i.trim().to_owned()))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
 /// Waits until the device is registered and has polled with a valid token.
 pub fn wait_online(server: &RefServer) -> bool {
     server.wait_for(PATIENCE, |s| {
