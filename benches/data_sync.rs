@@ -15,9 +15,8 @@ use lintel::clock::DeviceClock;
 use lintel::commands::executors::{install, ExecutorEnv};
 use lintel::commands::{CommandContext, Dispatcher};
 use lintel::platform::RecordingPlatform;
-use lintel::protocol::{parse_getrequest, ProtocolVersion};
-use lintel::session::link::{LinkError, ServerLink};
-use lintel::session::transport::HttpReply;
+use lintel::protocol::parse_getrequest;
+use lintel::session::link::OfflineLink;
 use lintel::store::Store;
 use lintel_refserver::{RefServer, ServerConfig};
 use rusqlite::params;
@@ -97,48 +96,6 @@ fn bare_rusqlite() -> Duration {
     started.elapsed()
 }
 
-/// A link for the in-process measurement: DATA UPDATE never talks to the server.
-struct NullLink;
-
-impl ServerLink for NullLink {
-    fn serial(&self) -> &str {
-        SN
-    }
-    fn get(&mut self, _: &str) -> Result<HttpReply, LinkError> {
-        Err(LinkError::Status {
-            status: 501,
-            endpoint: String::new(),
-        })
-    }
-    fn post(&mut self, _: &str, _: &[u8]) -> Result<HttpReply, LinkError> {
-        Err(LinkError::Status {
-            status: 501,
-            endpoint: String::new(),
-        })
-    }
-    fn download(
-        &mut self,
-        _: &str,
-        _: &[(&str, String)],
-        _: &mut dyn std::io::Write,
-    ) -> Result<HttpReply, LinkError> {
-        Err(LinkError::Status {
-            status: 501,
-            endpoint: String::new(),
-        })
-    }
-    fn keepalive(&mut self) {}
-    fn max_package_size(&self) -> usize {
-        1 << 20
-    }
-    fn protocol_version(&self) -> ProtocolVersion {
-        ProtocolVersion::new(3, 1, 2)
-    }
-    fn base_url(&self) -> &str {
-        "http://null"
-    }
-}
-
 /// The same commands through the dispatcher in this process: parsing and
 /// applying only, no HTTP and no result bookkeeping.
 fn in_process(cmds: &[String]) -> Duration {
@@ -155,7 +112,7 @@ fn in_process(cmds: &[String]) -> Duration {
     );
     let clock = DeviceClock::new(0);
     let platform = RecordingPlatform::new();
-    let mut link = NullLink;
+    let mut link = OfflineLink { serial: SN.into() };
     let started = Instant::now();
     for (n, text) in cmds.iter().enumerate() {
         let (lines, _) = parse_getrequest(&format!("C:{n}:{text}"));

@@ -23,9 +23,8 @@ use lintel::engine::{
     self, DoorCommand, EngineSetup, GrantTiming, OutputAction, OutputTarget, SystemMonotonic,
 };
 use lintel::platform::RecordingPlatform;
-use lintel::protocol::{parse_getrequest, ProtocolVersion};
-use lintel::session::link::{LinkError, ServerLink};
-use lintel::session::transport::HttpReply;
+use lintel::protocol::parse_getrequest;
+use lintel::session::link::OfflineLink;
 use lintel::store::Store;
 use lintel_hal::board::BoardConfig;
 use lintel_hal::sim::Pace;
@@ -70,47 +69,6 @@ fn fill(store: &mut Store) {
     tx.commit().expect("commit");
 }
 
-struct NullLink;
-
-impl ServerLink for NullLink {
-    fn serial(&self) -> &str {
-        "BENCH"
-    }
-    fn get(&mut self, _: &str) -> Result<HttpReply, LinkError> {
-        Err(LinkError::Status {
-            status: 501,
-            endpoint: String::new(),
-        })
-    }
-    fn post(&mut self, _: &str, _: &[u8]) -> Result<HttpReply, LinkError> {
-        Err(LinkError::Status {
-            status: 501,
-            endpoint: String::new(),
-        })
-    }
-    fn download(
-        &mut self,
-        _: &str,
-        _: &[(&str, String)],
-        _: &mut dyn std::io::Write,
-    ) -> Result<HttpReply, LinkError> {
-        Err(LinkError::Status {
-            status: 501,
-            endpoint: String::new(),
-        })
-    }
-    fn keepalive(&mut self) {}
-    fn max_package_size(&self) -> usize {
-        1 << 20
-    }
-    fn protocol_version(&self) -> ProtocolVersion {
-        ProtocolVersion::new(3, 1, 2)
-    }
-    fn base_url(&self) -> &str {
-        "http://null"
-    }
-}
-
 /// DATA UPDATE user commands of 1,000 records, rewriting the stored users,
 /// until `stop`. Returns how many commands were applied.
 fn data_sync(dir: &Path, stop: Arc<AtomicBool>) -> usize {
@@ -126,7 +84,9 @@ fn data_sync(dir: &Path, stop: Arc<AtomicBool>) -> usize {
     );
     let clock = DeviceClock::new(0);
     let platform = RecordingPlatform::new();
-    let mut link = NullLink;
+    let mut link = OfflineLink {
+        serial: "BENCH".into(),
+    };
     let mut n = 0usize;
     while !stop.load(Ordering::Relaxed) {
         let start = (n % 100) * 1000 + 1;

@@ -237,3 +237,50 @@ impl ServerLink for Connection {
         &self.base
     }
 }
+
+/// A link with no server behind it: every request is refused with 501.
+/// For running executors in-process (benchmarks, tools) where nothing may
+/// reach the network.
+#[derive(Debug, Clone)]
+pub struct OfflineLink {
+    pub serial: String,
+}
+
+impl OfflineLink {
+    fn refused() -> LinkError {
+        LinkError::Status {
+            status: 501,
+            endpoint: String::new(),
+        }
+    }
+}
+
+impl ServerLink for OfflineLink {
+    fn serial(&self) -> &str {
+        &self.serial
+    }
+    fn get(&mut self, _: &str) -> Result<HttpReply, LinkError> {
+        Err(Self::refused())
+    }
+    fn post(&mut self, _: &str, _: &[u8]) -> Result<HttpReply, LinkError> {
+        Err(Self::refused())
+    }
+    fn download(
+        &mut self,
+        _: &str,
+        _: &[(&str, String)],
+        _: &mut dyn Write,
+    ) -> Result<HttpReply, LinkError> {
+        Err(Self::refused())
+    }
+    fn keepalive(&mut self) {}
+    fn max_package_size(&self) -> usize {
+        1 << 20
+    }
+    fn protocol_version(&self) -> ProtocolVersion {
+        crate::protocol::DEVICE_PUSH_VERSION
+    }
+    fn base_url(&self) -> &str {
+        "http://offline.invalid"
+    }
+}
