@@ -9,6 +9,7 @@
 pub mod link;
 pub mod params;
 pub mod registry;
+pub mod resolve;
 pub mod transport;
 
 use crate::clock::Clock;

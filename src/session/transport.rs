@@ -1,6 +1,7 @@
 //! The thin HTTP layer under the session: a small object-safe trait, one
 //! ureq implementation with explicit timeouts, and nothing protocol-specific.
 
+use super::resolve::{CachingResolver, ResolverCache};
 use std::io::Write;
 use std::time::Duration;
 
@@ -87,6 +88,8 @@ pub const MAX_BUFFERED_BODY: u64 = 32 * 1024 * 1024;
 pub struct UreqTransport {
     agent: ureq::Agent,
     user_agent: String,
+    /// The server's resolved address, forgotten when a connection fails.
+    names: ResolverCache,
 }
 
 /// Where Debian and most embedded distributions keep the system CA bundle.
@@ -139,9 +142,16 @@ impl UreqTransport {
             .max_redirects(3)
             .max_idle_connections_per_host(2)
             .build();
+        let names = ResolverCache::default();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            CachingResolver::new(names.clone()),
+        );
         UreqTransport {
-            agent: config.into(),
+            agent,
             user_agent: format!("iClock Proxy/1.09 lintel/{}", env!("CARGO_PKG_VERSION")),
+            names,
         }
     }
 }
@@ -207,7 +217,17 @@ impl Transport for UreqTransport {
                 b.send(&request.body[..])
             }
         };
-        let mut response = result.map_err(|e| classify_error(url, e))?;
+        let mut response = result.map_err(|e| {
+            let e = classify_error(url, e);
+            if matches!(
+                e,
+                TransportError::Connect { .. } | TransportError::Timeout { .. }
+            ) {
+                // The server may have moved: look its name up again next time.
+                self.names.forget();
+            }
+            e
+        })?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
