@@ -60,24 +60,56 @@ impl Record {
 /// [`Record::parse`] does, without allocating a string per field (bulk
 /// DATA commands carry thousands of records).
 pub fn parse_fields(line: &str) -> Result<Vec<(&str, &str)>, RecordError> {
+    let mut fields = Vec::new();
+    parse_fields_into(line, &mut fields)?;
+    Ok(fields)
+}
+
+/// [`parse_fields`] into a caller's buffer (cleared first), so a command of
+/// thousands of records reuses one allocation.
+pub fn parse_fields_into<'a>(
+    line: &'a str,
+    fields: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), RecordError> {
+    fields.clear();
     let line = line.trim_end_matches(['\r', '\n']);
-    let pieces: Vec<&str> = if line.contains('\t') {
-        line.split('\t').collect()
-    } else {
-        split_on_spaced_keys(line)
-    };
-    let mut fields = Vec::with_capacity(pieces.len());
-    for piece in pieces {
-        let piece = piece.trim_matches(|c| c == ' ' || c == '\r');
-        if piece.is_empty() {
-            continue;
+    if line.contains('\t') {
+        for piece in line.split('\t') {
+            push_field(fields, piece)?;
         }
-        match piece.split_once('=') {
-            Some((k, v)) if is_key(k.trim()) => fields.push((k.trim(), v)),
-            _ => return Err(RecordError::FieldWithoutKey(truncate(piece))),
+    } else {
+        for piece in split_on_spaced_keys(line) {
+            push_field(fields, piece)?;
         }
     }
-    Ok(fields)
+    Ok(())
+}
+
+fn push_field<'a>(fields: &mut Vec<(&'a str, &'a str)>, piece: &'a str) -> Result<(), RecordError> {
+    let piece = trim_spaces_and_cr(piece);
+    if piece.is_empty() {
+        return Ok(());
+    }
+    match piece.split_once('=') {
+        Some((k, v)) if is_key(k.trim()) => {
+            fields.push((k.trim(), v));
+            Ok(())
+        }
+        _ => Err(RecordError::FieldWithoutKey(truncate(piece))),
+    }
+}
+
+/// Trims spaces and CRs at both ends (byte-wise: both are ASCII).
+pub(crate) fn trim_spaces_and_cr(s: &str) -> &str {
+    let is_pad = |b: &u8| *b == b' ' || *b == b'\r';
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !is_pad(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_pad(b))
+        .map_or(start, |e| e + 1);
+    // Both ends sit next to ASCII bytes, so they are char boundaries.
+    &s[start..end.max(start)]
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,8 +126,8 @@ fn truncate(s: &str) -> String {
 fn is_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 64
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '~' || c == '.')
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'~' || b == b'.')
 }
 
 /// Splits `a=1 b=x y c=2` into `a=1`, `b=x y`, `c=2`.

@@ -3,11 +3,11 @@
 
 use super::bio::{self, BioSupport};
 use super::schema::{self, Field, Table};
-use super::value::{self, Normalized};
+use super::value::{self, Bound, Normalized};
 use super::{record_lines, DataError};
 use crate::commands::CommandContext;
 use crate::protocol::command::Command;
-use crate::protocol::record::parse_fields;
+use crate::protocol::record::parse_fields_into;
 use crate::protocol::Record;
 use base64::Engine;
 use rusqlite::types::Value;
@@ -15,21 +15,21 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// One record ready to write: normalised values by field index.
-pub(crate) struct Row {
+pub(crate) struct Row<'a> {
     /// `(field index, value)` in field order.
-    values: Vec<(usize, Normalized)>,
+    values: Vec<(usize, Normalized<'a>)>,
     mask: u128,
 }
 
-impl Row {
-    fn get(&self, idx: usize) -> Option<&Value> {
+impl<'a> Row<'a> {
+    fn get(&self, idx: usize) -> Option<&Bound<'a>> {
         self.values
             .iter()
             .find(|(i, _)| *i == idx)
             .map(|(_, n)| &n.value)
     }
 
-    fn set(&mut self, idx: usize, value: Value) {
+    fn set(&mut self, idx: usize, value: Bound<'a>) {
         match self.values.iter_mut().find(|(i, _)| *i == idx) {
             Some((_, n)) => n.value = value,
             None => {
@@ -62,30 +62,108 @@ fn field_of(table: &'static Table, name: &str) -> Result<(usize, &'static Field)
     })
 }
 
+/// A table's key facts as field masks, worked out once per command.
+struct TableMasks {
+    key: u128,
+    required: u128,
+}
+
+impl TableMasks {
+    fn of(table: &'static Table) -> Self {
+        let mask = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|n| table.field(n))
+                .fold(0u128, |m, (idx, _)| m | 1u128 << idx)
+        };
+        TableMasks {
+            key: mask(table.key),
+            required: mask(table.required),
+        }
+    }
+}
+
+/// Resolves field names to the table's fields. The records of one command
+/// nearly always name the same fields in the same order, so the name at a
+/// position is first compared with the previous record's name there.
+struct FieldResolver<'a> {
+    table: &'static Table,
+    previous: Vec<(&'a str, usize)>,
+    /// The split fields of the record at hand, kept for its allocation.
+    fields: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> FieldResolver<'a> {
+    fn new(table: &'static Table) -> Self {
+        FieldResolver {
+            table,
+            previous: Vec::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    fn resolve(&mut self, pos: usize, name: &'a str) -> Result<usize, DataError> {
+        if let Some(&(prev, idx)) = self.previous.get(pos) {
+            if prev == name {
+                return Ok(idx);
+            }
+        }
+        let (idx, _) = field_of(self.table, name)?;
+        if pos < self.previous.len() {
+            self.previous[pos] = (name, idx);
+        } else if pos == self.previous.len() {
+            self.previous.push((name, idx));
+        }
+        Ok(idx)
+    }
+}
+
 /// Parses and checks one UPDATE record.
-fn parse_row(table: &'static Table, line_no: usize, line: &str) -> Result<Row, DataError> {
-    let fields = parse_fields(line).map_err(|source| DataError::Malformed {
+fn parse_row<'a>(
+    resolver: &mut FieldResolver<'a>,
+    masks: &TableMasks,
+    line_no: usize,
+    line: &'a str,
+) -> Result<Row<'a>, DataError> {
+    let table = resolver.table;
+    let mut fields = std::mem::take(&mut resolver.fields);
+    parse_fields_into(line, &mut fields).map_err(|source| DataError::Malformed {
         line: line_no,
         source,
     })?;
+    let row = check_row(table, resolver, masks, &fields);
+    resolver.fields = fields;
+    row
+}
+
+fn check_row<'a>(
+    table: &'static Table,
+    resolver: &mut FieldResolver<'a>,
+    masks: &TableMasks,
+    fields: &[(&'a str, &'a str)],
+) -> Result<Row<'a>, DataError> {
     let mut row = Row {
         values: Vec::with_capacity(fields.len()),
         mask: 0,
     };
-    for &(name, raw) in &fields {
-        let (idx, field) = field_of(table, name)?;
+    let mut seen = 0u128;
+    let mut sorted = true;
+    for (pos, &(name, raw)) in fields.iter().enumerate() {
+        let idx = resolver.resolve(pos, name)?;
+        let field = &table.fields[idx];
         let bit = 1u128 << idx;
-        if row.mask & bit != 0 {
+        if seen & bit != 0 {
             return Err(DataError::Duplicate {
                 table: table.name,
                 field: field.name,
             });
         }
+        seen |= bit;
         let n = value::normalize(field, raw)
             .map_err(|e| DataError::value(table.name, field.name, e))?;
         // An empty key value means "the default", not a NULL key.
-        if table.is_key(field) && is_empty(&n.value) {
-            if table.required.contains(&field.name) {
+        if masks.key & bit != 0 && n.value.is_empty() {
+            if masks.required & bit != 0 {
                 return Err(DataError::MissingKey {
                     table: table.name,
                     field: field.name,
@@ -93,36 +171,36 @@ fn parse_row(table: &'static Table, line_no: usize, line: &str) -> Result<Row, D
             }
             continue;
         }
+        sorted &= row.values.last().is_none_or(|(last, _)| *last < idx);
         row.mask |= bit;
         row.values.push((idx, n));
     }
-    row.values.sort_by_key(|(i, _)| *i);
-    for req in table.required {
-        let present = table
-            .field(req)
-            .is_some_and(|(idx, _)| row.mask & (1u128 << idx) != 0);
-        if !present {
-            return Err(DataError::MissingKey {
-                table: table.name,
-                field: req,
-            });
-        }
+    if !sorted {
+        row.values.sort_by_key(|(i, _)| *i);
+    }
+    if row.mask & masks.required != masks.required {
+        let missing = table
+            .required
+            .iter()
+            .find(|req| {
+                table
+                    .field(req)
+                    .is_none_or(|(idx, _)| row.mask & (1u128 << idx) == 0)
+            })
+            .copied()
+            .unwrap_or("key");
+        return Err(DataError::MissingKey {
+            table: table.name,
+            field: missing,
+        });
     }
     Ok(row)
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Text(t) => t.is_empty(),
-        _ => false,
-    }
 }
 
 /// 12.1.1.30/31: `Format=1` means the photo is at `Url` on the server.
 fn fetch_by_url(
     table: &'static Table,
-    row: &mut Row,
+    row: &mut Row<'_>,
     ctx: &mut CommandContext<'_>,
 ) -> Result<(), DataError> {
     let Some(fetch) = table.url_fetch else {
@@ -136,11 +214,11 @@ fn fetch_by_url(
     ) else {
         return Ok(());
     };
-    if row.get(fmt_idx) != Some(&Value::Integer(1)) {
+    if row.get(fmt_idx).and_then(Bound::as_int) != Some(1) {
         return Ok(());
     }
     let url = match row.get(url_idx) {
-        Some(Value::Text(u)) if !u.trim().is_empty() => u.trim().to_owned(),
+        Some(Bound::Text(u)) if !u.trim().is_empty() => u.trim().to_owned(),
         _ => {
             return Err(DataError::MissingKey {
                 table: table.name,
@@ -168,8 +246,8 @@ fn fetch_by_url(
     }
     let b64 = base64::engine::general_purpose::STANDARD.encode(&sink.data);
     let len = i64::try_from(b64.len()).unwrap_or(i64::MAX);
-    row.set(content_idx, Value::Text(b64));
-    row.set(size_idx, Value::Integer(len));
+    row.set(content_idx, Bound::Text(b64.into()));
+    row.set(size_idx, Bound::Int(len));
     Ok(())
 }
 
@@ -205,7 +283,7 @@ impl std::io::Write for LimitedSink {
 }
 
 /// `Size`/`size` must be the length of the base64 content when both are given.
-fn check_size(table: &'static Table, row: &Row) -> Result<(), DataError> {
+fn check_size(table: &'static Table, row: &Row<'_>) -> Result<(), DataError> {
     let Some((size_name, content_name)) = table.size_check else {
         return Ok(());
     };
@@ -214,7 +292,7 @@ fn check_size(table: &'static Table, row: &Row) -> Result<(), DataError> {
     else {
         return Ok(());
     };
-    if let (Some(Value::Integer(size)), Some(Value::Text(content))) =
+    if let (Some(Bound::Int(size)), Some(Bound::Text(content))) =
         (row.get(size_idx), row.get(content_idx))
     {
         if !content.is_empty() && usize::try_from(*size).ok() != Some(content.len()) {
@@ -229,8 +307,9 @@ fn check_size(table: &'static Table, row: &Row) -> Result<(), DataError> {
     Ok(())
 }
 
-/// The UPSERT for one shape of record, from the static description only.
-fn upsert_sql(table: &'static Table, row: &Row) -> String {
+/// The UPSERT for one shape of record and `rows` records at once, from the
+/// static description only.
+fn upsert_sql(table: &'static Table, row: &Row<'_>, rows: usize) -> String {
     let mut cols = String::new();
     let mut sets = String::new();
     let mut n = 0usize;
@@ -254,10 +333,20 @@ fn upsert_sql(table: &'static Table, row: &Row) -> String {
             push_col(derived, false, &mut cols, &mut sets);
         }
     }
-    let placeholders = (1..=n)
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut values = String::new();
+    for r in 0..rows {
+        if r > 0 {
+            values.push_str(", ");
+        }
+        values.push('(');
+        for i in 1..=n {
+            if i > 1 {
+                values.push_str(", ");
+            }
+            let _ = write!(values, "?{}", r * n + i);
+        }
+        values.push(')');
+    }
     let keys = table
         .key
         .iter()
@@ -270,26 +359,28 @@ fn upsert_sql(table: &'static Table, row: &Row) -> String {
         format!("DO UPDATE SET {sets}")
     };
     format!(
-        "INSERT INTO {}({cols}) VALUES ({placeholders}) ON CONFLICT({keys}) {action}",
+        "INSERT INTO {}({cols}) VALUES {values} ON CONFLICT({keys}) {action}",
         table.sql
     )
 }
 
-fn row_params(row: &Row) -> Vec<&Value> {
-    let mut out = Vec::with_capacity(row.values.len() + 1);
-    for (_, n) in &row.values {
-        out.push(&n.value);
-        if let Some((_, v)) = &n.derived {
-            out.push(v);
-        }
-    }
-    out
+/// Values bound per record: its fields and their derived columns.
+fn row_params<'r, 'a>(row: &'r Row<'a>) -> impl Iterator<Item = &'r Bound<'a>> {
+    row.values
+        .iter()
+        .flat_map(|(_, n)| std::iter::once(&n.value).chain(n.derived.as_ref().map(|(_, v)| v)))
 }
+
+/// Records written by one multi-row UPSERT. SQLite runs the rows of one
+/// statement in order, so a key repeated inside a group is updated as it
+/// would be by separate statements; grouping saves a step, a reset and a
+/// cursor per record.
+const ROWS_PER_STATEMENT: usize = 32;
 
 /// Applies a DATA UPDATE. Returns whether a record asked for a template
 /// post-back (PostBackTmpFlag=1).
 pub(crate) fn update(
-    sql_cache: &mut HashMap<(&'static str, u128), String>,
+    sql_cache: &mut HashMap<(&'static str, u128, usize), String>,
     command: &Command,
     ctx: &mut CommandContext<'_>,
 ) -> Result<bool, DataError> {
@@ -303,19 +394,18 @@ pub(crate) fn update(
         Some(_) => Some(BioSupport::load(ctx.store)?),
         None => None,
     };
+    let masks = TableMasks::of(table);
+    let mut resolver = FieldResolver::new(table);
+    let type_idx = table.field("type").map(|(idx, _)| idx);
     let mut rows = Vec::new();
     for (line_no, line) in record_lines(body) {
-        let mut row = parse_row(table, line_no, line)?;
+        let mut row = parse_row(&mut resolver, &masks, line_no, line)?;
         fetch_by_url(table, &mut row, ctx)?;
         check_size(table, &row)?;
         if let (Some(rule), Some(support)) = (bio_rule, &support) {
-            let ty = table
-                .field("type")
-                .and_then(|(idx, _)| row.get(idx))
-                .and_then(|v| match v {
-                    Value::Integer(i) => Some(*i),
-                    _ => None,
-                })
+            let ty = type_idx
+                .and_then(|idx| row.get(idx))
+                .and_then(Bound::as_int)
                 .unwrap_or(bio::VISIBLE_LIGHT_FACE);
             support.check_update(rule, ty)?;
         }
@@ -324,23 +414,30 @@ pub(crate) fn update(
     if rows.is_empty() {
         return Err(DataError::BadCommand("DATA UPDATE without records"));
     }
-    let post_back = table
-        .field("PostBackTmpFlag")
-        .is_some_and(|(idx, _)| rows.iter().any(|r| r.get(idx) == Some(&Value::Integer(1))));
+    let post_back = table.field("PostBackTmpFlag").is_some_and(|(idx, _)| {
+        rows.iter()
+            .any(|r| r.get(idx).and_then(Bound::as_int) == Some(1))
+    });
     let tx = ctx.store.conn_mut().transaction()?;
     {
-        // Records of one command nearly always share one shape: the statement
-        // is looked up once per run of equal shapes, not once per record.
-        let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
-        for row in &rows {
-            if current.as_ref().is_none_or(|(mask, _)| *mask != row.mask) {
+        let mut params: Vec<&Bound<'_>> = Vec::new();
+        let mut start = 0;
+        while start < rows.len() {
+            // A run of records of one shape, written a group at a time.
+            let mask = rows[start].mask;
+            let run = rows[start..].iter().take_while(|r| r.mask == mask).count();
+            let groups = std::iter::repeat_n(ROWS_PER_STATEMENT, run / ROWS_PER_STATEMENT)
+                .chain(std::iter::repeat_n(1, run % ROWS_PER_STATEMENT));
+            for count in groups {
+                let chunk = &rows[start..start + count];
                 let sql = sql_cache
-                    .entry((table.name, row.mask))
-                    .or_insert_with(|| upsert_sql(table, row));
-                current = Some((row.mask, tx.prepare_cached(sql)?));
-            }
-            if let Some((_, stmt)) = current.as_mut() {
-                stmt.execute(rusqlite::params_from_iter(row_params(row)))?;
+                    .entry((table.name, mask, count))
+                    .or_insert_with(|| upsert_sql(table, &chunk[0], count));
+                let mut stmt = tx.prepare_cached(sql)?;
+                params.clear();
+                params.extend(chunk.iter().flat_map(row_params));
+                stmt.execute(rusqlite::params_from_iter(params.iter()))?;
+                start += count;
             }
         }
     }
@@ -384,7 +481,7 @@ pub(crate) fn parse_conditions(
                 out.push(Condition {
                     column: range.column,
                     op: if range.at_least { ">=" } else { "<=" },
-                    value: n.value,
+                    value: n.value.into_value(),
                 });
                 continue;
             }
@@ -402,11 +499,11 @@ pub(crate) fn parse_conditions(
         let n = value::normalize(field, raw)
             .map_err(|e| DataError::value(table.name, field.name, e))?;
         // A validity bound compares by its raw column, as delivered.
-        let op = if n.value == Value::Null { "IS" } else { "=" };
+        let op = if n.value == Bound::Null { "IS" } else { "=" };
         out.push(Condition {
             column: field.column,
             op,
-            value: n.value,
+            value: n.value.into_value(),
         });
     }
     Ok(out)
@@ -477,17 +574,119 @@ mod tests {
     fn upsert_text_comes_from_the_schema_only() {
         let table = lookup_table("USER").unwrap();
         let row = parse_row(
-            table,
+            &mut FieldResolver::new(table),
+            &TableMasks::of(table),
             1,
             "Pin=1\tName=x'); DROP TABLE users;--\tStartTime=20240101",
         )
         .unwrap();
-        let sql = upsert_sql(table, &row);
         assert_eq!(
-            sql,
+            upsert_sql(table, &row, 1),
             "INSERT INTO users(pin, start_raw, start_at, name) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT(pin) DO UPDATE SET start_raw = excluded.start_raw, \
              start_at = excluded.start_at, name = excluded.name"
+        );
+        assert_eq!(
+            upsert_sql(table, &row, 2),
+            "INSERT INTO users(pin, start_raw, start_at, name) \
+             VALUES (?1, ?2, ?3, ?4), (?5, ?6, ?7, ?8) \
+             ON CONFLICT(pin) DO UPDATE SET start_raw = excluded.start_raw, \
+             start_at = excluded.start_at, name = excluded.name"
+        );
+    }
+
+    fn store_with(
+        command: &str,
+    ) -> (
+        tempfile::TempDir,
+        crate::store::Store,
+        Result<bool, DataError>,
+    ) {
+        use crate::clock::DeviceClock;
+        use crate::platform::RecordingPlatform;
+        use crate::protocol::command::Command;
+        use crate::session::link::OfflineLink;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::Store::open(dir.path()).unwrap();
+        let (lines, _) = crate::protocol::parse_getrequest(&format!("C:1:{command}"));
+        let command = Command::classify(&lines[0]);
+        let clock = DeviceClock::new(0);
+        let platform = RecordingPlatform::new();
+        let mut link = OfflineLink { serial: "T".into() };
+        let mut ctx = CommandContext {
+            store: &mut store,
+            link: &mut link,
+            clock: &clock,
+            platform: &platform,
+        };
+        let result = update(&mut HashMap::new(), &command, &mut ctx);
+        (dir, store, result)
+    }
+
+    #[test]
+    fn grouped_rows_keep_record_order_for_repeated_keys() {
+        // 70 records: two groups of 32 and six single ones, with pin 5
+        // written first in a group, again inside the same group, and last
+        // as a single record.
+        let mut lines: Vec<String> = (0..70)
+            .map(|i| format!("Pin={}\tName=n{i}", i % 40))
+            .collect();
+        lines[6] = "Pin=5\tName=second".into();
+        lines[69] = "Pin=5\tName=last".into();
+        let (_dir, store, result) = store_with(&format!("DATA UPDATE user {}", lines.join("\n")));
+        result.unwrap();
+        let conn = store.conn();
+        let count: i64 = conn
+            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 40);
+        let name: String = conn
+            .query_row("SELECT name FROM users WHERE pin = '5'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(name, "last");
+        let name: String = conn
+            .query_row("SELECT name FROM users WHERE pin = '39'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(name, "n39");
+    }
+
+    #[test]
+    fn a_bad_record_after_a_full_group_leaves_nothing() {
+        let mut lines: Vec<String> = (0..40).map(|i| format!("Pin={i}\tName=n{i}")).collect();
+        lines.push("Pin=41\tName=x\tPrivilege=many".into());
+        let (_dir, store, result) = store_with(&format!("DATA UPDATE user {}", lines.join("\n")));
+        assert_eq!(
+            result.unwrap_err().code(),
+            crate::commands::codes::BAD_DATA_FORMAT
+        );
+        let count: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+
+    #[test]
+    fn field_names_resolve_in_any_order_and_case() {
+        let (_dir, store, result) = store_with(
+            "DATA UPDATE user Pin=1\tName=a\tCardNo=7\nname=b\tPIN=2\tcardno=[08]\nCardNo=9\tPin=3",
+        );
+        result.unwrap();
+        let rows: Vec<(String, String, String)> = store
+            .conn()
+            .prepare("SELECT pin, name, cardno FROM users ORDER BY pin")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("1".into(), "a".into(), "7".into()),
+                ("2".into(), "b".into(), "8".into()),
+                ("3".into(), "".into(), "9".into()),
+            ]
         );
     }
 

@@ -174,12 +174,16 @@ pub(crate) fn post_checked(
     }
 }
 
+/// UPSERT texts kept before the cache starts over.
+const MAX_CACHED_SHAPES: usize = 256;
+
 /// The executor of the four DATA verbs.
 #[derive(Default)]
 pub struct DataExecutor {
-    /// UPSERT statements by table and the set of fields given; the text is
-    /// built once per shape and SQLite's statement cache does the rest.
-    upsert_sql: HashMap<(&'static str, u128), String>,
+    /// UPSERT statements by table, the set of fields given and the number
+    /// of records per statement; the text is built once per shape and
+    /// SQLite's statement cache does the rest.
+    upsert_sql: HashMap<(&'static str, u128, usize), String>,
 }
 
 impl DataExecutor {
@@ -210,6 +214,10 @@ impl DataExecutor {
         command: &Command,
         ctx: &mut CommandContext<'_>,
     ) -> Result<i64, DataError> {
+        // A server inventing ever new shapes must not grow this without end.
+        if self.upsert_sql.len() > MAX_CACHED_SHAPES {
+            self.upsert_sql.clear();
+        }
         let post_back = apply::update(&mut self.upsert_sql, command, ctx)?;
         if post_back {
             // PostBackTmpFlag=1 asks for the template extracted from the

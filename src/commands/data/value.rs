@@ -6,7 +6,9 @@ use super::schema::{Field, Kind};
 use crate::protocol::time::{format_record_time, old_decode, old_encode, parse_record_time};
 use base64::Engine;
 use chrono::NaiveDate;
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::ToSql;
+use std::borrow::Cow;
 
 /// Longest free-text value accepted (names, addresses, parameter values).
 pub const MAX_TEXT: usize = 4096;
@@ -23,15 +25,60 @@ pub enum ValueError {
     TooBig,
 }
 
-/// A value ready to bind, plus the normalised second column some kinds fill.
+/// A value ready to bind. Text borrows from the command line whenever it
+/// is stored as delivered, so a bulk sync does not copy every field.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Normalized {
-    pub value: Value,
-    pub derived: Option<(&'static str, Value)>,
+pub enum Bound<'a> {
+    Null,
+    Int(i64),
+    Text(Cow<'a, str>),
 }
 
-impl Normalized {
-    fn plain(value: Value) -> Self {
+impl Bound<'_> {
+    /// The owned SQL value, for conditions kept beyond the command line.
+    pub fn into_value(self) -> Value {
+        match self {
+            Bound::Null => Value::Null,
+            Bound::Int(i) => Value::Integer(i),
+            Bound::Text(t) => Value::Text(t.into_owned()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Bound::Null => true,
+            Bound::Text(t) => t.is_empty(),
+            Bound::Int(_) => false,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Bound::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl ToSql for Bound<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Bound::Null => ValueRef::Null,
+            Bound::Int(i) => ValueRef::Integer(*i),
+            Bound::Text(t) => ValueRef::Text(t.as_bytes()),
+        }))
+    }
+}
+
+/// A value ready to bind, plus the normalised second column some kinds fill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized<'a> {
+    pub value: Bound<'a>,
+    pub derived: Option<(&'static str, Bound<'a>)>,
+}
+
+impl<'a> Normalized<'a> {
+    fn plain(value: Bound<'a>) -> Self {
         Normalized {
             value,
             derived: None,
@@ -40,12 +87,12 @@ impl Normalized {
 }
 
 /// Checks and normalises one value of `field`.
-pub fn normalize(field: &Field, raw: &str) -> Result<Normalized, ValueError> {
+pub fn normalize<'a>(field: &Field, raw: &'a str) -> Result<Normalized<'a>, ValueError> {
     normalize_kind(field.kind, raw)
 }
 
-pub fn normalize_kind(kind: Kind, raw: &str) -> Result<Normalized, ValueError> {
-    let v = raw.trim_matches([' ', '\r']);
+pub fn normalize_kind(kind: Kind, raw: &str) -> Result<Normalized<'_>, ValueError> {
+    let v = crate::protocol::record::trim_spaces_and_cr(raw);
     match kind {
         Kind::Int => Ok(Normalized::plain(parse_int(v)?)),
         Kind::Text => {
@@ -56,48 +103,62 @@ pub fn normalize_kind(kind: Kind, raw: &str) -> Result<Normalized, ValueError> {
                 return Err(ValueError::Bad("NUL in text"));
             }
             // Text keeps inner and trailing spaces (names), only CR goes.
-            Ok(Normalized::plain(Value::Text(
-                raw.trim_end_matches('\r').to_owned(),
-            )))
+            Ok(Normalized::plain(Bound::Text(Cow::Borrowed(
+                raw.trim_end_matches('\r'),
+            ))))
         }
-        Kind::Card => Ok(Normalized::plain(Value::Text(parse_card(v)?))),
+        Kind::Card => Ok(Normalized::plain(Bound::Text(card_text(v)?))),
         Kind::ValidDate { at, end } => {
-            let (raw_text, when) = parse_valid_date(v, end)?;
+            let (raw_text, when) = valid_date(v, end)?;
             Ok(Normalized {
-                value: Value::Text(raw_text),
-                derived: Some((at, when.map_or(Value::Null, Value::Text))),
+                value: Bound::Text(raw_text),
+                derived: Some((at, when.map_or(Bound::Null, |t| Bound::Text(t.into())))),
             })
         }
         Kind::Date8 => {
             parse_yyyymmdd(v).ok_or(ValueError::Bad("not a YYYYMMDD date"))?;
-            Ok(Normalized::plain(Value::Text(v.to_owned())))
+            Ok(Normalized::plain(Bound::Text(Cow::Borrowed(v))))
         }
         Kind::Interval => {
             if v.is_empty() {
-                return Ok(Normalized::plain(Value::Integer(0)));
+                return Ok(Normalized::plain(Bound::Int(0)));
             }
             let n: i64 = v.parse().map_err(|_| ValueError::Bad("not an interval"))?;
             decode_interval(n).ok_or(ValueError::Bad("interval halves are not HHMM"))?;
-            Ok(Normalized::plain(Value::Integer(n)))
+            Ok(Normalized::plain(Bound::Int(n)))
         }
         Kind::Base64 => {
             check_base64(v)?;
-            Ok(Normalized::plain(Value::Text(v.to_owned())))
+            Ok(Normalized::plain(Bound::Text(Cow::Borrowed(v))))
         }
-        Kind::RecordTime => Ok(Normalized::plain(Value::Text(parse_event_time(v)?))),
+        Kind::RecordTime => Ok(Normalized::plain(Bound::Text(parse_event_time(v)?.into()))),
     }
 }
 
-fn parse_int(v: &str) -> Result<Value, ValueError> {
+fn parse_int(v: &str) -> Result<Bound<'static>, ValueError> {
     if v.is_empty() {
-        return Ok(Value::Null);
+        return Ok(Bound::Null);
     }
     if v.len() > 20 {
         return Err(ValueError::Bad("number too long"));
     }
     v.parse::<i64>()
-        .map(Value::Integer)
+        .map(Bound::Int)
         .map_err(|_| ValueError::Bad("not a number"))
+}
+
+/// [`parse_card`], borrowing the text when it is already canonical decimal
+/// (the common case in a bulk sync).
+fn card_text(v: &str) -> Result<Cow<'_, str>, ValueError> {
+    let canonical = !v.is_empty()
+        && v.len() < 20
+        && !v.starts_with('0')
+        && v.bytes().all(|b| b.is_ascii_digit());
+    if canonical {
+        Ok(Cow::Borrowed(v))
+    } else {
+        parse_card(v).map(Cow::Owned)
+    }
 }
 
 /// A card number as decimal text; `""` for no card. `[15CD5B07]` lists the
@@ -147,8 +208,12 @@ fn parse_yyyymmdd(v: &str) -> Option<NaiveDate> {
 /// mean a day in 2000-2003, which no server sends), anything else numeric is
 /// seconds.
 pub fn parse_valid_date(v: &str, end: bool) -> Result<(String, Option<String>), ValueError> {
+    valid_date(v, end).map(|(raw, at)| (raw.into_owned(), at))
+}
+
+fn valid_date(v: &str, end: bool) -> Result<(Cow<'_, str>, Option<String>), ValueError> {
     if v.is_empty() || v == "0" {
-        return Ok(("0".into(), None));
+        return Ok((Cow::Borrowed("0"), None));
     }
     if let Some(date) = parse_yyyymmdd(v) {
         let t = if end {
@@ -156,7 +221,7 @@ pub fn parse_valid_date(v: &str, end: bool) -> Result<(String, Option<String>), 
         } else {
             date.and_hms_opt(0, 0, 0)
         };
-        return Ok((v.to_owned(), t.map(format_record_time)));
+        return Ok((Cow::Borrowed(v), t.map(format_record_time)));
     }
     if v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ValueError::Bad("validity is neither YYYYMMDD nor seconds"));
@@ -165,7 +230,7 @@ pub fn parse_valid_date(v: &str, end: bool) -> Result<(String, Option<String>), 
         .parse()
         .map_err(|_| ValueError::Bad("validity seconds out of range"))?;
     let t = old_decode(secs).ok_or(ValueError::Bad("validity seconds name no real day"))?;
-    Ok((v.to_owned(), Some(format_record_time(t))))
+    Ok((Cow::Borrowed(v), Some(format_record_time(t))))
 }
 
 /// Splits a time-zone interval `start<<16 | end` into its HHMM halves.
