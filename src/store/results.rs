@@ -31,11 +31,10 @@ impl Store {
     pub fn command_result(&self, id: &str) -> Result<Option<StoredResult>, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, ret, cmd, extra, reported FROM command_results WHERE id = ?1",
-                [id],
-                row_to_result,
-            )
+            )?
+            .query_row([id], row_to_result)
             .optional()?)
     }
 
@@ -62,14 +61,11 @@ impl Store {
         extra: &str,
         synced: bool,
     ) -> Result<(), StoreError> {
-        if !synced {
-            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        if synced {
+            self.insert_command_result(id, ret, cmd, extra)
+        } else {
+            self.unsynced(|s| s.insert_command_result(id, ret, cmd, extra))
         }
-        let result = self.insert_command_result(id, ret, cmd, extra);
-        if !synced {
-            self.conn.pragma_update(None, "synchronous", "FULL")?;
-        }
-        result
     }
 
     fn insert_command_result(
@@ -79,11 +75,12 @@ impl Store {
         cmd: &str,
         extra: &str,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO command_results(id, ret, cmd, extra, reported, seq)
-             VALUES (?1, ?2, ?3, ?4, 0, (SELECT COALESCE(MAX(seq), 0) + 1 FROM command_results))",
-            params![id, ret, cmd, extra],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO command_results(id, ret, cmd, extra, reported, seq)
+                 VALUES (?1, ?2, ?3, ?4, 0, (SELECT COALESCE(MAX(seq), 0) + 1 FROM command_results))",
+            )?
+            .execute(params![id, ret, cmd, extra])?;
         Ok(())
     }
 
@@ -109,18 +106,17 @@ impl Store {
         extra: &str,
         synced: bool,
     ) -> Result<(), StoreError> {
-        if !synced {
-            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let update = |s: &Store| -> Result<(), StoreError> {
+            s.conn
+                .prepare_cached("UPDATE command_results SET ret = ?2, extra = ?3 WHERE id = ?1")?
+                .execute(params![id, ret, extra])?;
+            Ok(())
+        };
+        if synced {
+            update(self)
+        } else {
+            self.unsynced(update)
         }
-        let result = self.conn.execute(
-            "UPDATE command_results SET ret = ?2, extra = ?3 WHERE id = ?1",
-            params![id, ret, extra],
-        );
-        if !synced {
-            self.conn.pragma_update(None, "synchronous", "FULL")?;
-        }
-        result?;
-        Ok(())
     }
 
     /// Marks a result to be reported again (its command ID was re-sent).
@@ -148,28 +144,42 @@ impl Store {
     /// power cut that loses it only makes the device report the results
     /// again, which servers take as a repeat.
     pub fn mark_results_reported(&mut self, ids: &[String]) -> Result<(), StoreError> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self.mark_results_reported_inner(ids);
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        result
+        self.unsynced(|s| s.mark_results_reported_inner(ids))
     }
 
-    fn mark_results_reported_inner(&mut self, ids: &[String]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+    fn mark_results_reported_inner(&self, ids: &[String]) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
         {
-            let mut stmt = tx.prepare("UPDATE command_results SET reported = 1 WHERE id = ?1")?;
+            let mut stmt =
+                tx.prepare_cached("UPDATE command_results SET reported = 1 WHERE id = ?1")?;
             for id in ids {
                 stmt.execute([id])?;
             }
             // Keep the table bounded: forget the oldest reported results.
-            tx.execute(
+            tx.prepare_cached(
                 "DELETE FROM command_results WHERE reported = 1 AND seq <
                  (SELECT COALESCE(MAX(seq), 0) FROM command_results) - ?1",
-                [KEEP_REPORTED],
-            )?;
+            )?
+            .execute([KEEP_REPORTED])?;
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Runs `write` with this connection's commits not synced on their own
+    /// (`synchronous = NORMAL`), then restores `FULL`, whatever happened.
+    fn unsynced<T>(
+        &self,
+        write: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn
+            .prepare_cached("PRAGMA synchronous = NORMAL")?
+            .execute([])?;
+        let result = write(self);
+        self.conn
+            .prepare_cached("PRAGMA synchronous = FULL")?
+            .execute([])?;
+        result
     }
 }
 
@@ -186,6 +196,25 @@ fn row_to_result(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsynced_writes_lower_synchronous_only_while_they_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let level = |s: &Store| -> i64 {
+            s.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(level(&s), 2, "FULL");
+        let inside = s.unsynced(|s| Ok(level(s))).unwrap();
+        assert_eq!(inside, 1, "NORMAL");
+        assert_eq!(level(&s), 2);
+        let failed: Result<(), _> =
+            s.unsynced(|_| Err(StoreError::SchemaTooNew { found: 0, known: 0 }));
+        assert!(failed.is_err());
+        assert_eq!(level(&s), 2);
+    }
 
     #[test]
     fn an_interrupted_command_keeps_its_fallback_result() {
