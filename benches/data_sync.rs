@@ -140,6 +140,17 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// CPU time of every thread of a process so far (schedstat, nanoseconds).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
+}
+
 fn main() {
     let per_poll: usize = std::env::var("DATA_SYNC_PER_POLL")
         .ok()
@@ -189,12 +200,16 @@ fn main() {
     let pid = child.id();
     let registered = server.wait_for(Duration::from_secs(60), |s| s.registration(SN).is_some());
     let connected_at = Instant::now();
+    let cpu_at_registration = cpu_seconds(pid);
     let done = registered
         && server.wait_for(Duration::from_secs(900), |s| {
             s.results(SN).len() >= total_cmds
         });
     let finished = Instant::now();
     let hwm = vm_hwm_kb(pid);
+    let cpu_used = cpu_seconds(pid)
+        .zip(cpu_at_registration)
+        .map(|(end, start)| end - start);
     // Only the process this benchmark started, by its id.
     let _ = child.kill();
     let _ = child.wait();
@@ -224,6 +239,12 @@ fn main() {
         applied.as_secs_f64(),
         rate(applied)
     );
+    if let Some(cpu) = cpu_used {
+        println!(
+            "  firmware CPU time in that span (all threads): {cpu:.2} s ({:.0}% of it)",
+            100.0 * cpu / applied.as_secs_f64()
+        );
+    }
     println!(
         "  in-process dispatcher, same commands (parse + apply, no HTTP): {:.2} s, {:.0} records/s",
         apply_only.as_secs_f64(),
