@@ -375,7 +375,7 @@ fn row_params<'r, 'a>(row: &'r Row<'a>) -> impl Iterator<Item = &'r Bound<'a>> {
 /// statement in order, so a key repeated inside a group is updated as it
 /// would be by separate statements; grouping saves a step, a reset and a
 /// cursor per record.
-const ROWS_PER_STATEMENT: usize = 32;
+const ROWS_PER_STATEMENT: usize = 64;
 
 /// Applies a DATA UPDATE. Returns whether a record asked for a template
 /// post-back (PostBackTmpFlag=1).
@@ -423,22 +423,36 @@ pub(crate) fn update(
         let mut params: Vec<&Bound<'_>> = Vec::new();
         let mut start = 0;
         while start < rows.len() {
-            // A run of records of one shape, written a group at a time.
+            // A run of records of one shape: whole groups through one
+            // statement, the rest one record at a time.
             let mask = rows[start].mask;
             let run = rows[start..].iter().take_while(|r| r.mask == mask).count();
-            let groups = std::iter::repeat_n(ROWS_PER_STATEMENT, run / ROWS_PER_STATEMENT)
-                .chain(std::iter::repeat_n(1, run % ROWS_PER_STATEMENT));
-            for count in groups {
-                let chunk = &rows[start..start + count];
-                let sql = sql_cache
-                    .entry((table.name, mask, count))
-                    .or_insert_with(|| upsert_sql(table, &chunk[0], count));
-                let mut stmt = tx.prepare_cached(sql)?;
-                params.clear();
-                params.extend(chunk.iter().flat_map(row_params));
-                stmt.execute(rusqlite::params_from_iter(params.iter()))?;
-                start += count;
+            let run_rows = &rows[start..start + run];
+            let split = run - run % ROWS_PER_STATEMENT;
+            for (chunks, count) in [
+                (
+                    run_rows[..split].chunks(ROWS_PER_STATEMENT),
+                    ROWS_PER_STATEMENT,
+                ),
+                (run_rows[split..].chunks(1), 1),
+            ] {
+                let mut stmt = None;
+                for chunk in chunks {
+                    let stmt = match stmt.as_mut() {
+                        Some(stmt) => stmt,
+                        None => {
+                            let sql = sql_cache
+                                .entry((table.name, mask, count))
+                                .or_insert_with(|| upsert_sql(table, &chunk[0], count));
+                            stmt.insert(tx.prepare_cached(sql)?)
+                        }
+                    };
+                    params.clear();
+                    params.extend(chunk.iter().flat_map(row_params));
+                    stmt.execute(rusqlite::params_from_iter(params.iter()))?;
+                }
             }
+            start += run;
         }
     }
     tx.commit()?;
@@ -651,6 +665,41 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_different_shapes_are_written_each_with_its_own_statement() {
+        // 40 records with validity dates, 5 without, 40 with again: groups,
+        // single records and derived columns in one command.
+        let lines: Vec<String> = (0..85)
+            .map(|i| {
+                if (40..45).contains(&i) {
+                    format!("Pin={i}\tName=n{i}")
+                } else {
+                    format!("Pin={i}\tName=n{i}\tStartTime=20240101\tEndTime=20241231")
+                }
+            })
+            .collect();
+        let (_dir, store, result) = store_with(&format!("DATA UPDATE user {}", lines.join("\n")));
+        result.unwrap();
+        let conn = store.conn();
+        let dated: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM users WHERE start_at = '2024-01-01 00:00:00' \
+                 AND end_at = '2024-12-31 23:59:59' AND start_raw = '20240101'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(dated, 80);
+        let undated: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM users WHERE start_at IS NULL AND start_raw = '0'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(undated, 5);
+    }
+
+    #[test]
     fn a_bad_record_after_a_full_group_leaves_nothing() {
         let mut lines: Vec<String> = (0..40).map(|i| format!("Pin={i}\tName=n{i}")).collect();
         lines.push("Pin=41\tName=x\tPrivilege=many".into());
@@ -694,6 +743,13 @@ mod tests {
     fn every_table_fits_the_field_mask() {
         for t in schema::TABLES {
             assert!(t.fields.len() <= 128, "{}", t.name);
+            // Every field plus a derived column, for a whole group, stays
+            // within SQLite's 32,766 bound parameters.
+            assert!(
+                t.fields.len() * 2 * ROWS_PER_STATEMENT <= 32_766,
+                "{}",
+                t.name
+            );
             for k in t.key.iter().chain(t.required).chain(t.delete_by) {
                 assert!(t.field(k).is_some(), "{}: {k}", t.name);
             }
