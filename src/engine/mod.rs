@@ -768,7 +768,7 @@ impl Engine {
             return;
         }
         let line = format!("time={}\t{fields}", self.time_text());
-        match self.store.replace_outbox("rtstate", &line) {
+        match self.store.replace_rtstate(&line) {
             Ok(_) => {
                 self.last_state = fields;
                 self.next_periodic = now + self.setup.rtstate_period;

@@ -43,15 +43,16 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Replaces any pending record of `channel` with this one (for state
-    /// snapshots such as rtstate, where only the latest matters).
-    pub fn replace_outbox(&mut self, channel: &str, body: &str) -> Result<i64, StoreError> {
+    /// Replaces any pending rtstate record with this one: only the latest
+    /// door state matters. The delete goes through the `outbox_rtstate`
+    /// partial index (its WHERE must match the index's literally), so it
+    /// costs the same with an empty outbox as with a large backlog.
+    pub fn replace_rtstate(&mut self, body: &str) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM outbox WHERE channel = ?1", [channel])?;
-        tx.execute(
-            "INSERT INTO outbox(channel, body) VALUES (?1, ?2)",
-            params![channel, body],
-        )?;
+        tx.prepare_cached("DELETE FROM outbox WHERE channel = 'rtstate'")?
+            .execute([])?;
+        tx.prepare_cached("INSERT INTO outbox(channel, body) VALUES ('rtstate', ?1)")?
+            .execute([body])?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
         Ok(id)
@@ -178,6 +179,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn replacing_rtstate_does_not_scan_the_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let plan: Vec<String> = s
+            .conn
+            .prepare("EXPLAIN QUERY PLAN DELETE FROM outbox WHERE channel = 'rtstate'")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("outbox_rtstate")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
     fn batches_follow_channel_runs_and_size() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
@@ -193,7 +212,7 @@ mod tests {
         s.outbox_remove(&b).unwrap();
         let b = s.outbox_batch(1000).unwrap().unwrap();
         assert_eq!(b.channel, "rtstate");
-        s.replace_outbox("rtstate", "s=2").unwrap();
+        s.replace_rtstate("s=2").unwrap();
         s.outbox_remove(&s.outbox_batch(1000).unwrap().unwrap())
             .unwrap();
         let b = s.outbox_batch(1000).unwrap().unwrap();
