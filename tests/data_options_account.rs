@@ -91,6 +91,16 @@ fn bad_option_lists_change_nothing() {
             "C:5:SET OPTIONS Door1Drivertime=9,Bad Key;=1",
             codes::INVALID_OPTIONS,
         ),
+        // The firmware's own bookkeeping: a server moving the upload
+        // watermark would make the device skip events.
+        (
+            "C:8:SET OPTIONS ~OutboxAckedThrough=99999999",
+            codes::INVALID_OPTIONS,
+        ),
+        (
+            "C:9:SET OPTIONS Door1Drivertime=9,~schemareadableby=1",
+            codes::INVALID_OPTIONS,
+        ),
         ("C:6:SET OPTIONS", codes::BAD_PARAMETER),
         ("C:7:GET OPTIONS", codes::BAD_PARAMETER),
     ] {
@@ -107,7 +117,7 @@ fn get_options_answers_through_querydata() {
     assert_eq!(h.ret("C:1:SET OPTIONS NetMask=255.255.255.0,ComPwd=1"), 0);
     h.link.posts.clear();
     assert_eq!(
-        h.ret("C:408:GET OPTIONS ~SerialNumber,FirmVer,NetMask,ComPwd,Unknown"),
+        h.ret("C:408:GET OPTIONS ~SerialNumber,FirmVer,NetMask,ComPwd,Unknown,~SchemaReadableBy"),
         0
     );
     let p = &h.link.posts[0];

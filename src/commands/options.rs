@@ -187,7 +187,7 @@ pub fn set_options(rest: &str, ctx: &mut CommandContext<'_>) -> Result<(), Optio
         if !valid_name(k) {
             return Err(OptionsError::BadName(k.chars().take(40).collect()));
         }
-        if is_one_of(READ_ONLY_KEYS, k) {
+        if is_one_of(READ_ONLY_KEYS, k) || crate::store::Store::is_internal_option(k) {
             return Err(OptionsError::ReadOnly(k.to_owned()));
         }
         if k.eq_ignore_ascii_case("DateTime") {
@@ -262,6 +262,7 @@ pub fn get_options(command: &Command, ctx: &mut CommandContext<'_>) -> Result<()
         }
         let value = match device_fact(name, &serial) {
             Some(v) => Some(v),
+            None if crate::store::Store::is_internal_option(name) => None,
             None => ctx.store.option(name)?,
         };
         if let Some(v) = value {

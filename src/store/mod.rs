@@ -122,6 +122,16 @@ impl Store {
             .optional()?)
     }
 
+    /// Whether `key` is the firmware's own bookkeeping kept in the options
+    /// table (the upload watermark, the schema mark): never set or shown
+    /// through SET/GET OPTIONS, since a server writing one could make the
+    /// device skip events or refuse its own database.
+    pub fn is_internal_option(key: &str) -> bool {
+        INTERNAL_OPTION_KEYS
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(key))
+    }
+
     pub fn set_option(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO options(key, value) VALUES (?1, ?2)
@@ -158,6 +168,9 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+/// Option keys only the firmware writes; see [`Store::is_internal_option`].
+const INTERNAL_OPTION_KEYS: &[&str] = &[outbox::ACKED_THROUGH_KEY, migrations::READABLE_BY_KEY];
 
 #[cfg(test)]
 mod tests {
