@@ -816,6 +816,25 @@ fn dst_moves_rule_evaluation_and_record_times_at_the_transitions() {
     );
 }
 
+#[test]
+fn the_sessions_own_events_carry_the_same_dst_time_as_the_engines() {
+    let mut rig = Rig::start();
+    rig.enrol(&[
+        // DST from the first Monday of May 08:00 standard: in force now.
+        "DATA UPDATE DSTSetting Year=2024\tStartTime=05010108\tEndTime=10050103\tLoop=0".into(),
+        "SET OPTIONS DSTOn=1".into(),
+    ]);
+    // A power cycle: the engine logs 206 (device start), the session 214
+    // (connected), both at 09:00 standard = 10:00 on the DST clock.
+    rig.restart_firmware();
+    let starts = rig.wait_events("206", 2);
+    let connects = rig.wait_events("214", 2);
+    assert_eq!(starts[0].get("time"), Some("2024-05-06 09:00:00"));
+    assert_eq!(connects[0].get("time"), Some("2024-05-06 09:00:00"));
+    assert_eq!(starts[1].get("time"), Some("2024-05-06 10:00:00"));
+    assert_eq!(connects[1].get("time"), Some("2024-05-06 10:00:00"));
+}
+
 /// Appendix 5 seconds of a moment.
 fn old_encode(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> u32 {
     ((y - 2000) * 12 * 31 + (mo - 1) * 31 + d - 1) * 86_400 + (h * 60 + mi) * 60 + s

@@ -631,6 +631,22 @@ pub fn dst(conn: &Connection) -> rusqlite::Result<super::dst::Dst> {
     Ok(out)
 }
 
+/// The device's wall-clock time: the clock's standard local time with the
+/// DST rules in force, as the engine stamps its records. For the records
+/// other threads write (session events 214/105, the error log) and the
+/// session's TransTimes. A DST table that cannot be read gives standard
+/// time, logged.
+pub fn wall_clock(conn: &Connection, clock: &dyn crate::clock::Clock) -> NaiveDateTime {
+    let standard = clock.now_local();
+    match dst(conn) {
+        Ok(rules) => rules.local(standard),
+        Err(e) => {
+            log::warn!("cannot read the DST rules ({e}); using standard time");
+            standard
+        }
+    }
+}
+
 /// Every door parameter, read in two queries (the `Door…` options and the
 /// `DoorParameters` table), looked up with [`door_param`]'s precedence.
 /// The engine re-reads it whenever the rules changed, which during a bulk

@@ -262,7 +262,10 @@ impl Session {
     }
 
     fn log_device_event(&mut self, code: u32) {
-        let time = crate::protocol::time::format_record_time(self.clock.now_local());
+        let time = crate::protocol::time::format_record_time(crate::engine::rules::wall_clock(
+            self.store.conn(),
+            &*self.clock,
+        ));
         if let Err(e) = self.store.append_event(&NewEvent::plain(time, code, 0)) {
             log::error!("cannot log event {code}: {e}");
         }
@@ -478,7 +481,7 @@ impl Session {
         {
             return true;
         }
-        let local = self.clock.now_local();
+        let local = crate::engine::rules::wall_clock(self.store.conn(), &*self.clock);
         let since = now.duration_since(self.last_upload);
         self.params.trans_times.iter().any(|&(h, m)| {
             use chrono::Timelike;

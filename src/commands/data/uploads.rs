@@ -164,7 +164,7 @@ pub fn log_error(
 ) -> Result<(), DataError> {
     let line = entry.to_line();
     let additional = base64::engine::general_purpose::STANDARD.encode(&entry.additional_json);
-    let now = format_record_time(clock.now_local());
+    let now = format_record_time(crate::engine::rules::wall_clock(store.conn(), clock));
     let tx = store.conn_mut().transaction()?;
     tx.execute(
         "INSERT INTO error_log(errcode, errmsg, dataorigin, cmdid, additional, logged_at)
