@@ -302,6 +302,7 @@ fn main() {
             rtstate_period: Duration::from_secs(60),
             grant_probe: Some(probe_tx),
             remote: None,
+            liveness: None,
         },
         Store::open(dir.path()).expect("store"),
         engine::Outputs {

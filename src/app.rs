@@ -16,6 +16,7 @@ use crate::store::Store;
 use crate::upgrade::lifecycle::{LifecycleAction, UpgradeLifecycle};
 use crate::upgrade::package::parse_public_key_pem;
 use crate::upgrade::slots::{Slots, TrialPolicy};
+use crate::watchdog::{self, Liveness, Notifier};
 use lintel_hal::board::BoardConfig;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Sender};
@@ -89,6 +90,8 @@ pub struct Firmware {
     engine_thread: Option<JoinHandle<()>>,
     pub clock: Arc<dyn Clock>,
     pub board: BoardConfig,
+    /// The threads' promises to report again (see [`crate::watchdog`]).
+    liveness: Liveness,
 }
 
 /// Root of the A/B slot layout: the configured one; else the layout the
@@ -152,6 +155,7 @@ impl Firmware {
         let (input_tx, input_rx) = channel::<lintel_hal::InputEvent>();
         let mut hal = lintel_hal::open(&board, &config.device.data_dir, input_tx)?;
         let (session_tx, session_rx) = channel();
+        let liveness = Liveness::new();
         // The access-control engine owns the doors: the HAL's inputs and the
         // lock and aux outputs, with its own database connection.
         let (engine, engine_thread) = crate::engine::start(
@@ -169,6 +173,7 @@ impl Firmware {
                     &config.device.serial,
                     &config.server.ca_file,
                 ))),
+                liveness: Some(liveness.clone()),
             },
             Store::open(&config.device.data_dir)?,
             crate::engine::Outputs {
@@ -224,6 +229,7 @@ impl Firmware {
             session_rx,
         )?;
         session.set_upgrade_lifecycle(lifecycle);
+        session.set_liveness(liveness.clone());
         let handle = std::thread::Builder::new()
             .name("session".into())
             .spawn(move || session.run())
@@ -247,6 +253,7 @@ impl Firmware {
             engine_thread: Some(engine_thread),
             clock: options.clock,
             board,
+            liveness,
         })
     }
 
@@ -289,6 +296,54 @@ impl Firmware {
 
     /// Blocks until the session thread ends (it runs until shut down).
     pub fn wait(mut self) {
+        if let Some(h) = self.session.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// The threads' liveness promises.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
+    /// Runs until the session thread ends, telling systemd (when it started
+    /// us with `Type=notify`) that the firmware is ready and, while every
+    /// thread keeps its promise, feeding its watchdog. A stuck thread is
+    /// logged and the watchdog left hungry: systemd restarts the process.
+    pub fn supervise(mut self, notifier: Option<Notifier>, period: Option<Duration>) {
+        if let Some(n) = &notifier {
+            if let Err(e) = n.notify("READY=1") {
+                log::warn!("cannot tell systemd the firmware is ready: {e}");
+            }
+        }
+        // systemd asks for a ping at least every period; half leaves margin.
+        let tick = period.map_or(Duration::from_secs(10), |p| {
+            (p / 2).max(Duration::from_millis(100))
+        });
+        let mut stuck_reported = false;
+        while self.session.as_ref().is_some_and(|h| !h.is_finished()) {
+            std::thread::sleep(tick);
+            match watchdog::tick(
+                &self.liveness,
+                notifier.as_ref().filter(|_| period.is_some()),
+            ) {
+                watchdog::Health::Alive => stuck_reported = false,
+                watchdog::Health::Stuck(threads) => {
+                    if !stuck_reported {
+                        log::error!(
+                            "thread(s) {} stopped responding; {}",
+                            threads.join(", "),
+                            if period.is_some() {
+                                "systemd's watchdog will restart the firmware"
+                            } else {
+                                "no watchdog is configured to restart the firmware"
+                            }
+                        );
+                        stuck_reported = true;
+                    }
+                }
+            }
+        }
         if let Some(h) = self.session.take() {
             let _ = h.join();
         }

@@ -13,3 +13,4 @@ pub mod session;
 pub mod simcli;
 pub mod store;
 pub mod upgrade;
+pub mod watchdog;

@@ -57,7 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(&config.log.level);
             let firmware = Firmware::start(&config, StartOptions::for_config(&config))
                 .context("starting the firmware")?;
-            firmware.wait();
+            firmware.supervise(
+                lintel::watchdog::Notifier::from_env(),
+                lintel::watchdog::watchdog_period(),
+            );
             Ok(())
         }
         Command::Sim(args) => lintel::simcli::run(args),

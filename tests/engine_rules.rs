@@ -1050,6 +1050,7 @@ fn remote_identification_success_failure_and_a_slow_server_through_the_sim_hal()
             rtstate_period: Duration::from_secs(60),
             grant_probe: None,
             remote: Some(Arc::new(remote)),
+            liveness: None,
         },
         lintel::store::Store::open(dir.path()).unwrap(),
         engine::Outputs {

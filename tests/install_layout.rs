@@ -73,6 +73,10 @@ fn fresh_install_lays_out_slots_config_data_and_unit() {
     );
     assert!(exec.contains("/etc/lintel/lintel.toml"), "{exec}");
     assert!(unit.contains("WorkingDirectory=/var/lib/lintel"));
+    // The firmware speaks sd_notify (src/watchdog.rs, tests/watchdog.rs).
+    for line in ["Type=notify", "NotifyAccess=main", "WatchdogSec=30"] {
+        assert!(unit.lines().any(|l| l == line), "{line}");
+    }
 }
 
 #[test]

@@ -44,6 +44,7 @@ use crate::clock::Clock;
 use crate::protocol::time::format_record_time;
 use crate::session::SessionInput;
 use crate::store::{NewEvent, Store};
+use crate::watchdog::Liveness;
 use chrono::Timelike;
 use door::{code, Door, DoorSettings, Override};
 use lintel_hal::board::{BoardConfig, ReaderDirection};
@@ -266,6 +267,8 @@ pub struct EngineSetup {
     pub grant_probe: Option<Sender<GrantTiming>>,
     /// Remote identification (section 13), used while `AutoServerFunOn` is 1.
     pub remote: Option<Arc<dyn remote::RemoteIdentifier>>,
+    /// Where the engine's threads promise to report again (the watchdog).
+    pub liveness: Option<Liveness>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +300,7 @@ pub fn start(
         tx: tx.clone(),
         hal_handled: Arc::new(AtomicU64::new(0)),
     };
+    let liveness = setup.liveness.clone();
     let mut engine = Engine::new(setup, store, outputs);
     engine.hal_handled = handle.hal_handled.clone();
     engine.answers = Some(tx.clone());
@@ -304,11 +308,20 @@ pub fn start(
     engine.start_up();
     let engine = Arc::new(Mutex::new(engine));
     let shared = engine.clone();
+    let inputs_liveness = liveness.clone();
     std::thread::Builder::new()
         .name("engine-inputs".into())
         .spawn(move || {
+            // Waiting for the hardware may last forever; a step may not.
+            let promise = |wait| {
+                if let Some(l) = &inputs_liveness {
+                    l.promise("engine-inputs", wait);
+                }
+            };
+            promise(Duration::MAX);
             for ev in hal_events {
                 let forwarded = Instant::now();
+                promise(Duration::ZERO);
                 {
                     let mut e = lock(&shared);
                     if e.stopped {
@@ -316,15 +329,19 @@ pub fn start(
                     }
                     e.step(Some(EngineInput::Hal(ev, forwarded)));
                 }
+                promise(Duration::MAX);
                 if tx.send(EngineInput::Rearm).is_err() {
                     break;
                 }
+            }
+            if let Some(l) = &inputs_liveness {
+                l.release("engine-inputs");
             }
         })
         .map_err(EngineError::Thread)?;
     let join = std::thread::Builder::new()
         .name("engine".into())
-        .spawn(move || Engine::run_shared(&engine, &rx))
+        .spawn(move || Engine::run_shared(&engine, &rx, liveness.as_ref()))
         .map_err(EngineError::Thread)?;
     Ok((handle, join))
 }
@@ -522,7 +539,8 @@ impl Engine {
     /// Runs until [`EngineInput::Shutdown`] or every sender is gone.
     pub fn run(mut self, rx: Receiver<EngineInput>) {
         self.start_up();
-        Self::run_shared(&Mutex::new(self), &rx);
+        let liveness = self.setup.liveness.clone();
+        Self::run_shared(&Mutex::new(self), &rx, liveness.as_ref());
     }
 
     /// Reads the parameters and logs device start (206).
@@ -535,13 +553,16 @@ impl Engine {
 
     /// The engine thread's loop: waits on the channel until the next
     /// deadline without holding the lock, then steps under it.
-    fn run_shared(engine: &Mutex<Engine>, rx: &Receiver<EngineInput>) {
+    fn run_shared(engine: &Mutex<Engine>, rx: &Receiver<EngineInput>, liveness: Option<&Liveness>) {
         loop {
             let wait = {
                 let e = lock(engine);
                 let now = e.setup.monotonic.now();
                 e.next_deadline().map(|d| d.saturating_duration_since(now))
             };
+            if let Some(l) = liveness {
+                l.promise("engine", wait.unwrap_or(Duration::MAX));
+            }
             let input = match wait {
                 Some(w) => match rx.recv_timeout(w) {
                     Ok(i) => Some(i),
@@ -560,6 +581,9 @@ impl Engine {
             }
         }
         lock(engine).stopped = true;
+        if let Some(l) = liveness {
+            l.release("engine");
+        }
         log::info!("engine stopped");
     }
 

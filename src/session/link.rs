@@ -64,6 +64,9 @@ pub struct Connection {
     pub(crate) heartbeat: Duration,
     pub(crate) max_package_size: usize,
     pub(crate) version: ProtocolVersion,
+    /// Promised before every exchange: the session reports again within
+    /// its timeout.
+    pub(crate) liveness: Option<crate::watchdog::Liveness>,
 }
 
 impl Connection {
@@ -86,6 +89,7 @@ impl Connection {
             heartbeat: Duration::from_secs(30),
             max_package_size,
             version: ProtocolVersion::DEFAULT_SERVER,
+            liveness: None,
         }
     }
 
@@ -146,6 +150,9 @@ impl Connection {
         } else {
             self.timeout
         };
+        if let Some(l) = &self.liveness {
+            l.promise("session", timeout);
+        }
         let reply = self.transport.send(&request, timeout, sink)?;
         if let Some(date) = reply.header("Date").and_then(parse_http_date) {
             self.clock.set_utc(date);

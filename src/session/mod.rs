@@ -161,6 +161,12 @@ impl Session {
         })
     }
 
+    /// Makes the session promise, before each wait and exchange, when it
+    /// will report again (the watchdog, see [`crate::watchdog`]).
+    pub fn set_liveness(&mut self, liveness: crate::watchdog::Liveness) {
+        self.conn.liveness = Some(liveness);
+    }
+
     /// Attaches the upgrade life cycle (slots of an A/B install).
     pub fn set_upgrade_lifecycle(&mut self, lifecycle: UpgradeLifecycle) {
         self.upgrade = Some(lifecycle);
@@ -172,6 +178,13 @@ impl Session {
 
     /// Runs until [`SessionInput::Shutdown`] or the input channel closes.
     pub fn run(mut self) {
+        self.run_until_shutdown();
+        if let Some(l) = &self.conn.liveness {
+            l.release("session");
+        }
+    }
+
+    fn run_until_shutdown(&mut self) {
         loop {
             let step = match self.state {
                 SessionState::Offline { retry_at } => {
@@ -204,6 +217,9 @@ impl Session {
             let now = Instant::now();
             if now >= deadline {
                 return self.drain_inputs();
+            }
+            if let Some(l) = &self.conn.liveness {
+                l.promise("session", deadline - now);
             }
             match self.inputs.recv_timeout(deadline - now) {
                 Ok(SessionInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
