@@ -162,6 +162,10 @@ export RUSTC=/usr/bin/rustc
 export CARGO_TARGET_DIR="${LINTEL_DEB_TARGET_DIR:-$ROOT/target/deb-1.85}"
 export "CARGO_TARGET_${TRIPLE_ENV}_LINKER=$GNU_TRIPLE-gcc"
 export "CARGO_TARGET_${TRIPLE_ENV}_RUNNER=$QEMU -L /usr/$GNU_TRIPLE"
+# Tests that start the firmware binary as a child go through the same
+# emulator (tests/common::binary): without binfmt_misc the kernel cannot exec
+# an ARM binary that an emulated test spawns.
+export LINTEL_TEST_RUNNER="$QEMU -L /usr/$GNU_TRIPLE"
 # Bundled C code (sqlite, ring) is compiled with the matching cross gcc.
 export "CC_${TARGET//-/_}=$GNU_TRIPLE-gcc"
 export "AR_${TARGET//-/_}=$GNU_TRIPLE-ar"

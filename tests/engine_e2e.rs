@@ -7,7 +7,7 @@ mod common;
 
 use common::{PATIENCE, SN};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The command texts of a `push-server --script` file.
@@ -29,7 +29,7 @@ impl Drop for Running {
 }
 
 fn lintel_sim(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_lintel"))
+    let out = common::binary(env!("CARGO_BIN_EXE_lintel"))
         .arg("sim")
         .arg("--config")
         .arg(config)
@@ -74,7 +74,7 @@ fn the_demo_enrols_users_and_a_swipe_opens_door_1() {
     )
     .unwrap();
     let _fw = Running(
-        Command::new(env!("CARGO_BIN_EXE_lintel"))
+        common::binary(env!("CARGO_BIN_EXE_lintel"))
             .arg("run")
             .arg("--config")
             .arg(&config)

@@ -5,7 +5,7 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 struct Running(Child);
@@ -33,7 +33,7 @@ fn the_binary_tells_systemd_it_is_ready_and_feeds_the_watchdog() {
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let _fw = Running(
-        Command::new(env!("CARGO_BIN_EXE_lintel"))
+        common::binary(env!("CARGO_BIN_EXE_lintel"))
             .arg("run")
             .arg("--config")
             .arg(&config)

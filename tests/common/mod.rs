@@ -14,6 +14,24 @@ pub const SN: &str = "LNT0000001";
 /// Generous upper bound for anything a test waits for; never a speed assertion.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A command that runs one of the workspace's binaries (`CARGO_BIN_EXE_*`).
+/// Cross-target test runs (scripts/cross-build.sh) set `LINTEL_TEST_RUNNER`
+/// to the emulator command line: without binfmt_misc the kernel cannot
+/// exec an ARM binary that an emulated test spawns, so it goes through the
+/// emulator explicitly.
+pub fn binary(path: &str) -> std::process::Command {
+    let runner = std::env::var("LINTEL_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut cmd = std::process::Command::new(emulator);
+            cmd.args(words).arg(path);
+            cmd
+        }
+        None => std::process::Command::new(path),
+    }
+}
+
 pub fn board_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("board-configs")
