@@ -100,7 +100,7 @@ install_deb_toolchain() {
     fi
     if [ "$(id -u)" != 0 ]; then
         log "need root to install the toolchain (or run with --skip-install after installing)"
-        exit 1
+        exit 75
     fi
     export DEBIAN_FRONTEND=noninteractive
     local need_update=0
@@ -131,7 +131,7 @@ install_deb_toolchain() {
         cp -r "$d/x/usr/lib/rustlib/$TARGET" /usr/lib/rustlib/
         rm -rf "$d"
     fi
-    deb_toolchain_ready || { log "toolchain still incomplete after install"; exit 1; }
+    deb_toolchain_ready || { log "toolchain still incomplete after install"; exit 75; }
 }
 
 cross_usable() {
@@ -155,7 +155,14 @@ if cross_usable; then
 fi
 
 if [ "$SKIP_INSTALL" != 1 ]; then
+    # A toolchain that cannot be installed here (mirror down, no network) is
+    # the environment's failure, not the code's: exit 75 (EX_TEMPFAIL) so CI
+    # can tell the two apart. Build and test failures keep their own status.
+    set -E
+    trap 'log "toolchain setup failed"; exit 75' ERR
     install_deb_toolchain
+    trap - ERR
+    set +E
 fi
 
 export RUSTC=/usr/bin/rustc

@@ -9,7 +9,8 @@
 # (the recipe of scripts/cross-build.sh, installed only if missing); (3) a statically
 # linked aarch64 build of the test (crt-static, so the busybox initramfs needs no shared
 # libraries); (4) scripts/qemu-gpio/run.sh boots the guest and runs it. Exits with the
-# test binary's status (124: qemu timed out; 125: the guest never reported a status).
+# test binary's status (124: qemu timed out; 125: the guest never reported a status;
+# 75: the kernel, module or toolchain could not be set up on this machine).
 #
 # The guest gets one CPU (the Wiegand test explains why) and the tests run one at a time.
 #
@@ -42,7 +43,7 @@ toolchain_ready() {
 install_toolchain() {
     if [ "$(id -u)" != 0 ]; then
         log "the Debian Rust 1.85 toolchain for $TARGET is missing and installing it needs root"
-        exit 1
+        exit 75
     fi
     export DEBIAN_FRONTEND=noninteractive
     local V="$DEB_RUST_VERSION"
@@ -62,13 +63,20 @@ install_toolchain() {
         cp -r "$d/x/usr/lib/rustlib/$TARGET" /usr/lib/rustlib/
         rm -rf "$d"
     fi
-    toolchain_ready || { log "toolchain still incomplete after install"; exit 1; }
+    toolchain_ready || { log "toolchain still incomplete after install"; exit 75; }
 }
 
 cd "$ROOT"
 if [ "${LINTEL_SKIP_INSTALL:-0}" != 1 ]; then
-    scripts/qemu-gpio/setup.sh
+    # Kernel, module, busybox and toolchain that cannot be fetched or built
+    # here are the environment's failure: exit 75 (EX_TEMPFAIL) so CI can tell
+    # them from a failing test, which keeps its own status.
+    scripts/qemu-gpio/setup.sh || { log "setup failed"; exit 75; }
+    set -E
+    trap 'log "toolchain setup failed"; exit 75' ERR
     toolchain_ready || install_toolchain
+    trap - ERR
+    set +E
 fi
 log "setup ready"
 
