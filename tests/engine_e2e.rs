@@ -5,9 +5,10 @@
 
 mod common;
 
+use common::Running;
 use common::{PATIENCE, SN};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The command texts of a `push-server --script` file.
@@ -17,15 +18,6 @@ fn script_commands(text: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .map(|l| l.replace("\\t", "\t").replace("\\n", "\n"))
         .collect()
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn lintel_sim(config: &Path, args: &[&str]) -> String {
@@ -67,12 +59,7 @@ fn the_demo_enrols_users_and_a_swipe_opens_door_1() {
     cfg.initial_commands = commands.clone();
     let server = common::start_server(cfg);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("lintel.toml");
-    std::fs::write(
-        &config,
-        common::config_text(&server.url(), &dir.path().join("data"), ""),
-    )
-    .unwrap();
+    let config = common::config_file(&server.url(), dir.path());
     let _fw = Running(
         common::binary(env!("CARGO_BIN_EXE_lintel"))
             .arg("run")

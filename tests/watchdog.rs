@@ -4,29 +4,16 @@
 
 mod common;
 
+use common::Running;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn the_binary_tells_systemd_it_is_ready_and_feeds_the_watchdog() {
     let server = common::start_server(common::quick_server_config());
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("lintel.toml");
-    std::fs::write(
-        &config,
-        common::config_text(&server.url(), &dir.path().join("data"), ""),
-    )
-    .unwrap();
+    let config = common::config_file(&server.url(), dir.path());
     let socket_path = dir.path().join("notify");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket

@@ -14,6 +14,24 @@ pub const SN: &str = "LNT0000001";
 /// Generous upper bound for anything a test waits for; never a speed assertion.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A child process killed (and reaped) when the test ends, pass or fail.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Writes `<dir>/lintel.toml` for the server (data in `<dir>/data`) and
+/// returns its path, for tests that run the `lintel` binary.
+pub fn config_file(url: &str, dir: &Path) -> PathBuf {
+    let path = dir.join("lintel.toml");
+    std::fs::write(&path, config_text(url, &dir.join("data"), "")).expect("config file");
+    path
+}
+
 /// A command that runs one of the workspace's binaries (`CARGO_BIN_EXE_*`).
 /// Cross-target test runs (scripts/cross-build.sh) set `LINTEL_TEST_RUNNER`
 /// to the emulator command line: without binfmt_misc the kernel cannot
