@@ -132,6 +132,22 @@ impl Store {
             .any(|k| k.eq_ignore_ascii_case(key))
     }
 
+    /// Runs `write` with this connection's commits not synced on their own
+    /// (`synchronous = NORMAL`), then restores `FULL`, whatever happened.
+    pub(crate) fn unsynced<T>(
+        &self,
+        write: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn
+            .prepare_cached("PRAGMA synchronous = NORMAL")?
+            .execute([])?;
+        let result = write(self);
+        self.conn
+            .prepare_cached("PRAGMA synchronous = FULL")?
+            .execute([])?;
+        result
+    }
+
     pub fn set_option(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO options(key, value) VALUES (?1, ?2)
@@ -175,6 +191,25 @@ const INTERNAL_OPTION_KEYS: &[&str] = &[outbox::ACKED_THROUGH_KEY, migrations::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsynced_writes_lower_synchronous_only_while_they_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let level = |s: &Store| -> i64 {
+            s.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(level(&s), 2, "FULL");
+        let inside = s.unsynced(|s| Ok(level(s))).unwrap();
+        assert_eq!(inside, 1, "NORMAL");
+        assert_eq!(level(&s), 2);
+        let failed: Result<(), _> =
+            s.unsynced(|_| Err(StoreError::SchemaTooNew { found: 0, known: 0 }));
+        assert!(failed.is_err());
+        assert_eq!(level(&s), 2);
+    }
 
     #[test]
     fn options_persist_across_reopen() {

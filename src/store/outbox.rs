@@ -137,10 +137,7 @@ impl Store {
         if last <= self.outbox_acked_through()? {
             return Ok(());
         }
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self.set_option(ACKED_THROUGH_KEY, &last.to_string());
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        result?;
+        self.unsynced(|s| s.set_option(ACKED_THROUGH_KEY, &last.to_string()))?;
         self.acked_through.set(Some(last));
         Ok(())
     }
@@ -158,13 +155,12 @@ impl Store {
                 return Ok(());
             }
         }
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self
-            .conn
-            .execute("DELETE FROM outbox WHERE id <= ?1", [acked]);
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        result?;
-        Ok(())
+        self.unsynced(|s| {
+            s.conn
+                .prepare_cached("DELETE FROM outbox WHERE id <= ?1")?
+                .execute([acked])?;
+            Ok(())
+        })
     }
 
     /// Rows not yet accepted by the server.

@@ -165,22 +165,6 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
-
-    /// Runs `write` with this connection's commits not synced on their own
-    /// (`synchronous = NORMAL`), then restores `FULL`, whatever happened.
-    fn unsynced<T>(
-        &self,
-        write: impl FnOnce(&Store) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.conn
-            .prepare_cached("PRAGMA synchronous = NORMAL")?
-            .execute([])?;
-        let result = write(self);
-        self.conn
-            .prepare_cached("PRAGMA synchronous = FULL")?
-            .execute([])?;
-        result
-    }
 }
 
 fn row_to_result(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
@@ -196,25 +180,6 @@ fn row_to_result(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unsynced_writes_lower_synchronous_only_while_they_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let level = |s: &Store| -> i64 {
-            s.conn
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                .unwrap()
-        };
-        assert_eq!(level(&s), 2, "FULL");
-        let inside = s.unsynced(|s| Ok(level(s))).unwrap();
-        assert_eq!(inside, 1, "NORMAL");
-        assert_eq!(level(&s), 2);
-        let failed: Result<(), _> =
-            s.unsynced(|_| Err(StoreError::SchemaTooNew { found: 0, known: 0 }));
-        assert!(failed.is_err());
-        assert_eq!(level(&s), 2);
-    }
 
     #[test]
     fn an_interrupted_command_keeps_its_fallback_result() {
