@@ -109,7 +109,7 @@ pub fn normalize_kind(kind: Kind, raw: &str) -> Result<Normalized<'_>, ValueErro
         }
         Kind::Card => Ok(Normalized::plain(Bound::Text(card_text(v)?))),
         Kind::ValidDate { at, end } => {
-            let (raw_text, when) = valid_date(v, end)?;
+            let (raw_text, when) = parse_valid_date(v, end)?;
             Ok(Normalized {
                 value: Bound::Text(raw_text),
                 derived: Some((at, when.map_or(Bound::Null, |t| Bound::Text(t.into())))),
@@ -207,11 +207,7 @@ fn parse_yyyymmdd(v: &str) -> Option<NaiveDate> {
 /// recognised instead: a valid 8-digit date is YYYYMMDD (as seconds it would
 /// mean a day in 2000-2003, which no server sends), anything else numeric is
 /// seconds.
-pub fn parse_valid_date(v: &str, end: bool) -> Result<(String, Option<String>), ValueError> {
-    valid_date(v, end).map(|(raw, at)| (raw.into_owned(), at))
-}
-
-fn valid_date(v: &str, end: bool) -> Result<(Cow<'_, str>, Option<String>), ValueError> {
+pub fn parse_valid_date(v: &str, end: bool) -> Result<(Cow<'_, str>, Option<String>), ValueError> {
     if v.is_empty() || v == "0" {
         return Ok((Cow::Borrowed("0"), None));
     }
@@ -293,11 +289,26 @@ mod tests {
         assert!(parse_card("[zz]").is_err());
         assert!(parse_card("12a").is_err());
         assert!(parse_card("99999999999999999999999").is_err());
+        // The borrowing fast path gives what parse_card gives.
+        for v in [
+            "123456789",
+            "000123",
+            "0",
+            "",
+            "[15CD5B07]",
+            "18446744073709551615",
+        ] {
+            assert_eq!(card_text(v).unwrap(), parse_card(v).unwrap(), "{v}");
+        }
+        assert!(card_text("12a").is_err());
     }
 
     #[test]
     fn validity_dates() {
-        assert_eq!(parse_valid_date("0", false).unwrap(), ("0".into(), None));
+        assert_eq!(
+            parse_valid_date("0", false).unwrap(),
+            (Cow::Borrowed("0"), None)
+        );
         assert_eq!(
             parse_valid_date("20240131", true).unwrap().1.as_deref(),
             Some("2024-01-31 23:59:59")
