@@ -497,15 +497,20 @@ impl Session {
         {
             return true;
         }
-        let local = crate::engine::rules::wall_clock(self.store.conn(), &*self.clock);
+        // Inside the first minute of a TransTimes point and not yet uploaded
+        // in it. The wall clock (DST rules from the database) is read only
+        // when a TransTimes point can be due.
         let since = now.duration_since(self.last_upload);
-        self.params.trans_times.iter().any(|&(h, m)| {
-            use chrono::Timelike;
-            let t = local.hour() * 60 + local.minute();
-            let target = u32::from(h) * 60 + u32::from(m);
-            // Inside the first minute of a TransTimes point and not yet uploaded in it.
-            t == target && since >= Duration::from_secs(60)
-        })
+        if self.params.trans_times.is_empty() || since < Duration::from_secs(60) {
+            return false;
+        }
+        use chrono::Timelike;
+        let local = crate::engine::rules::wall_clock(self.store.conn(), &*self.clock);
+        let t = local.hour() * 60 + local.minute();
+        self.params
+            .trans_times
+            .iter()
+            .any(|&(h, m)| t == u32::from(h) * 60 + u32::from(m))
     }
 
     /// Uploads the outbox oldest first; a batch leaves the outbox only after
