@@ -79,6 +79,8 @@ impl BoardError {
 }
 
 const MAX_INHERIT_DEPTH: usize = 8;
+/// Largest board file read (the biggest checked-in one is a few KB).
+pub const MAX_BOARD_FILE_BYTES: u64 = 256 * 1024;
 
 /// Which implementation drives the hardware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -126,6 +128,21 @@ impl LineSpec {
     pub fn id(&self) -> String {
         format!("{}:{}", self.chip, self.line)
     }
+
+    /// The character device of the chip: `/dev/<chip>`, or the chip as
+    /// given when it is an absolute path.
+    pub fn chip_path(&self) -> PathBuf {
+        chip_path(&self.chip)
+    }
+}
+
+/// See [`LineSpec::chip_path`].
+pub fn chip_path(chip: &str) -> PathBuf {
+    if chip.starts_with('/') {
+        PathBuf::from(chip)
+    } else {
+        Path::new("/dev").join(chip)
+    }
 }
 
 /// Whether a reader is on the entry or exit side of its door.
@@ -141,7 +158,9 @@ pub enum ReaderDirection {
 #[serde(rename_all = "lowercase")]
 pub enum ReaderKind {
     Wiegand,
-    Rs485,
+    /// OSDP on an RS-485 bus (`"rs485"` is accepted too: OSDP is what such a reader speaks).
+    #[serde(alias = "rs485")]
+    Osdp,
 }
 
 /// Parity of a serial bus.
@@ -176,13 +195,25 @@ pub struct Defaults {
     /// Software debounce for discrete inputs. Default 20 ms.
     #[serde(default = "default_debounce_ms")]
     pub debounce_ms: u32,
-    /// Wiegand format used by readers that name none. Default "wiegand26".
+    /// Wiegand format used by readers that name none. Default "wiegand26" (ZK's name: 24
+    /// card bits, no site code).
     #[serde(default = "default_wiegand_format")]
     pub wiegand_format: String,
-    /// Silence that ends a Wiegand frame. Default 25 ms (readers send bits 1-2 ms apart
-    /// and wait far longer than that between frames).
+    /// The longest silence inside a Wiegand frame: every frame has ended after it.
+    /// Default 25 ms (readers send bits 0.2-20 ms apart, 1-2 ms typically).
     #[serde(default = "default_frame_gap_ms")]
     pub frame_gap_ms: u32,
+    /// A Wiegand frame ends after this many of its own bit periods of silence (at least
+    /// 2 ms, at most `frame_gap_ms`); 0 = always `frame_gap_ms`. Default 4.
+    #[serde(default = "default_frame_end_bit_periods")]
+    pub frame_end_bit_periods: u32,
+    /// SCHED_FIFO priority (1-99) of the HAL's input threads (line readers, dispatcher),
+    /// so a card is captured and handed on at once however busy the CPU; 0 = normal
+    /// scheduling. Where the OS refuses (no root, CAP_SYS_NICE or rtprio limit) one log
+    /// line says so and the threads run at normal priority. Default 20 (below the
+    /// kernel's interrupt threads at 50).
+    #[serde(default = "default_realtime_priority")]
+    pub realtime_priority: u8,
 }
 
 fn default_debounce_ms() -> u32 {
@@ -194,6 +225,12 @@ fn default_wiegand_format() -> String {
 fn default_frame_gap_ms() -> u32 {
     25
 }
+fn default_frame_end_bit_periods() -> u32 {
+    4
+}
+fn default_realtime_priority() -> u8 {
+    20
+}
 
 impl Default for Defaults {
     fn default() -> Self {
@@ -201,6 +238,8 @@ impl Default for Defaults {
             debounce_ms: default_debounce_ms(),
             wiegand_format: default_wiegand_format(),
             frame_gap_ms: default_frame_gap_ms(),
+            frame_end_bit_periods: default_frame_end_bit_periods(),
+            realtime_priority: default_realtime_priority(),
         }
     }
 }
@@ -245,15 +284,48 @@ pub struct ReaderConfig {
     /// Reader buzzer control output.
     #[serde(default)]
     pub buzzer: Option<LineSpec>,
-    /// Wiegand format name (`wiegand26`...) or a server CardFormat string; default
+    /// Wiegand format name (ZK's `wiegand26`, `wiegand26a`, ... see `wiegand::named`) or a
+    /// server CardFormat string; default
     /// `[defaults] wiegand_format`.
     #[serde(default)]
     pub format: Option<String>,
-    /// RS-485 readers: the `[[serial]]` bus name and the reader's address on it.
+    /// OSDP readers: the `[[serial]]` bus name and the reader's OSDP address on it (0-126).
     #[serde(default)]
     pub bus: Option<String>,
     #[serde(default)]
     pub address: Option<u8>,
+    /// OSDP readers: the Secure Channel base key, 32 hex digits. With it the Secure
+    /// Channel is required and plain-text card data from the reader is refused.
+    #[serde(default)]
+    pub scbk: Option<String>,
+    /// OSDP readers: allow the default key SCBK-D once, to install `scbk` in a reader that
+    /// does not know it yet (a new reader in install mode). Default false.
+    #[serde(default)]
+    pub install_mode: bool,
+}
+
+impl ReaderConfig {
+    /// The reader's Secure Channel base key (None when it has none or it is not 32 hex
+    /// digits, which [`BoardConfig::validate`] refuses).
+    pub fn scbk_key(&self) -> Option<[u8; 16]> {
+        parse_key(self.scbk.as_deref()?).ok()
+    }
+}
+
+/// 32 hex digits to 16 bytes.
+fn parse_key(text: &str) -> Result<[u8; 16], String> {
+    let t = text.trim();
+    if t.len() != 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "must be 32 hex digits (16 bytes), found {} characters",
+            t.len()
+        ));
+    }
+    let mut key = [0u8; 16];
+    for (i, k) in key.iter_mut().enumerate() {
+        *k = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(key)
 }
 
 /// An auxiliary input or output.
@@ -271,9 +343,10 @@ pub struct AuxConfig {
 pub struct SerialConfig {
     /// Name readers use to refer to this bus.
     pub name: String,
-    /// tty device path (`/dev/ttyS1`); ignored by the sim backend.
+    /// tty device path (`/dev/ttyS1`). On a sim board `"sim"` keeps the bus in memory and
+    /// a path opens that tty for real (tests put an OSDP peripheral on a pseudo-terminal).
     pub device: PathBuf,
-    /// Default 9600.
+    /// 9600 to 115200; default 9600 (OSDP readers ship at 9600).
     #[serde(default = "default_baud")]
     pub baud: u32,
     /// Default none.
@@ -369,6 +442,48 @@ impl BoardConfig {
     pub fn backend(&self) -> Backend {
         self.backend
     }
+
+    /// Every GPIO line the board names.
+    pub fn lines(&self) -> Vec<&LineSpec> {
+        let mut lines = Vec::new();
+        for d in &self.doors {
+            lines.push(&d.lock);
+            lines.extend(d.sensor.iter().chain(d.button.iter()));
+        }
+        for r in &self.readers {
+            lines.extend([&r.d0, &r.d1, &r.led, &r.buzzer].into_iter().flatten());
+        }
+        lines.extend(self.aux_in.iter().chain(&self.aux_out).map(|a| &a.line));
+        lines.extend(self.tamper.iter().chain(self.power_fail.iter()));
+        lines.extend(self.serial.iter().filter_map(|s| s.direction_line.as_ref()));
+        lines
+    }
+
+    /// The device files the Linux backend opens (GPIO chips, then serial
+    /// ttys), each once, with the key that names it; none for the sim.
+    pub fn device_paths(&self) -> Vec<(String, PathBuf)> {
+        if self.backend != Backend::Linux {
+            return Vec::new();
+        }
+        // A handful of devices: a list is smaller than a set here.
+        let mut out: Vec<(String, PathBuf)> = Vec::new();
+        let named = self
+            .lines()
+            .into_iter()
+            .map(|line| (format!("chip {}", line.chip), line.chip_path()))
+            .chain(
+                self.serial
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("serial[{i}].device"), s.device.clone())),
+            );
+        for (key, path) in named {
+            if !out.iter().any(|(_, p)| *p == path) {
+                out.push((key, path));
+            }
+        }
+        out
+    }
     pub fn lock_count(&self) -> usize {
         self.doors.len()
     }
@@ -394,6 +509,11 @@ impl BoardConfig {
     /// Door by 1-based number.
     pub fn door(&self, number: u8) -> Option<&DoorConfig> {
         self.doors.iter().find(|d| d.number == number)
+    }
+
+    /// Whether any reader is an OSDP (RS-485) reader.
+    pub fn has_osdp_readers(&self) -> bool {
+        self.readers.iter().any(|r| r.kind == ReaderKind::Osdp)
     }
 
     /// Reader by 1-based number.
@@ -433,6 +553,18 @@ impl BoardConfig {
             return Err(bad(
                 "defaults.frame_gap_ms".into(),
                 "must be 1..=1000".into(),
+            ));
+        }
+        if self.defaults.frame_end_bit_periods > 100 {
+            return Err(bad(
+                "defaults.frame_end_bit_periods".into(),
+                "must be 0..=100".into(),
+            ));
+        }
+        if self.defaults.realtime_priority > 99 {
+            return Err(bad(
+                "defaults.realtime_priority".into(),
+                "must be 0 (normal scheduling) or a SCHED_FIFO priority 1..=99".into(),
             ));
         }
         Format::by_name_or_card_format(&self.defaults.wiegand_format)
@@ -507,35 +639,64 @@ impl BoardConfig {
                             .ok_or_else(|| bad(key("d1"), "a Wiegand reader needs d1".into()))?;
                     claim(key("d0"), d0)?;
                     claim(key("d1"), d1)?;
-                    if let Some(f) = &r.format {
-                        Format::by_name_or_card_format(f)
-                            .map_err(|e| bad(key("format"), e.to_string()))?;
-                    }
                     if r.bus.is_some() || r.address.is_some() {
                         return Err(bad(
                             key("bus"),
-                            "bus/address are for RS-485 readers only".into(),
+                            "bus/address are for OSDP readers only".into(),
+                        ));
+                    }
+                    if r.scbk.is_some() || r.install_mode {
+                        return Err(bad(
+                            key("scbk"),
+                            "scbk/install_mode are for OSDP readers only".into(),
                         ));
                     }
                 }
-                ReaderKind::Rs485 => {
+                ReaderKind::Osdp => {
                     let bus = r
                         .bus
                         .as_deref()
-                        .ok_or_else(|| bad(key("bus"), "an RS-485 reader needs a bus".into()))?;
+                        .ok_or_else(|| bad(key("bus"), "an OSDP reader needs a bus".into()))?;
                     if !bus_names.contains(bus) {
                         return Err(bad(key("bus"), format!("there is no [[serial]] `{bus}`")));
                     }
-                    if r.address.is_none() {
+                    let address = r.address.ok_or_else(|| {
+                        bad(key("address"), "an OSDP reader needs an address".into())
+                    })?;
+                    if address > 126 {
                         return Err(bad(
                             key("address"),
-                            "an RS-485 reader needs an address".into(),
+                            format!("must be 0-126 (127 is OSDP's broadcast), found {address}"),
+                        ));
+                    }
+                    if let Some(other) = self.readers[..i]
+                        .iter()
+                        .find(|o| o.bus.as_deref() == Some(bus) && o.address == Some(address))
+                    {
+                        return Err(bad(
+                            key("address"),
+                            format!(
+                                "reader {} already has address {address} on `{bus}`",
+                                other.number
+                            ),
                         ));
                     }
                     if r.d0.is_some() || r.d1.is_some() {
                         return Err(bad(key("d0"), "d0/d1 are for Wiegand readers only".into()));
                     }
+                    if let Some(k) = &r.scbk {
+                        parse_key(k).map_err(|m| bad(key("scbk"), m))?;
+                    } else if r.install_mode {
+                        return Err(bad(
+                            key("install_mode"),
+                            "needs scbk: install mode installs the board's key in the reader"
+                                .into(),
+                        ));
+                    }
                 }
+            }
+            if let Some(f) = &r.format {
+                Format::by_name_or_card_format(f).map_err(|e| bad(key("format"), e.to_string()))?;
             }
             if let Some(l) = &r.led {
                 claim(key("led"), l)?;
@@ -576,8 +737,21 @@ impl BoardConfig {
             if !names.insert(s.name.as_str()) {
                 return Err(bad(key("name"), format!("`{}` is used twice", s.name)));
             }
-            if s.baud == 0 {
-                return Err(bad(key("baud"), "must be positive".into()));
+            if !(9600..=115_200).contains(&s.baud) {
+                return Err(bad(
+                    key("baud"),
+                    format!("must be 9600 to 115200, found {}", s.baud),
+                ));
+            }
+            let carries_osdp = self
+                .readers
+                .iter()
+                .any(|r| r.kind == ReaderKind::Osdp && r.bus.as_deref() == Some(s.name.as_str()));
+            if carries_osdp && s.parity != Parity::None {
+                return Err(bad(
+                    key("parity"),
+                    "OSDP runs 8 data bits, no parity, 1 stop bit: use parity = \"none\"".into(),
+                ));
             }
             if s.device.as_os_str().is_empty() {
                 return Err(bad(key("device"), "must not be empty".into()));
@@ -619,9 +793,11 @@ fn load_value(path: &Path, depth: usize) -> Result<toml::Table, BoardError> {
             file: path.to_path_buf(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| BoardError::Read {
-        file: path.to_path_buf(),
-        source,
+    let text = crate::textfile::read_capped(path, MAX_BOARD_FILE_BYTES).map_err(|source| {
+        BoardError::Read {
+            file: path.to_path_buf(),
+            source,
+        }
     })?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| BoardError::Parse {
         file: path.to_path_buf(),
@@ -716,7 +892,7 @@ line = { chip = "sim", line = 20 }
 name = "bus1"
 device = "/dev/ttyS1"
 baud = 19200
-parity = "even"
+parity = "none"
 direction = "rts"
 "#;
 
@@ -735,9 +911,17 @@ direction = "rts"
         );
         assert_eq!(b.readers_of_door(1).count(), 2);
         assert_eq!(b.readers_of_door(2).count(), 0);
-        assert_eq!(b.reader(2).unwrap().kind, ReaderKind::Rs485);
-        assert_eq!(b.serial[0].parity, Parity::Even);
+        assert_eq!(b.reader(2).unwrap().kind, ReaderKind::Osdp);
+        assert!(b.has_osdp_readers());
+        assert_eq!(b.serial[0].parity, Parity::None);
         assert_eq!(b.defaults.frame_gap_ms, 25);
+        assert_eq!(
+            (
+                b.defaults.frame_end_bit_periods,
+                b.defaults.realtime_priority
+            ),
+            (4, 20)
+        );
         assert_eq!(
             b.door(1).unwrap().button.as_ref().unwrap().bias,
             Bias::PullUp
@@ -796,6 +980,103 @@ direction = "rts"
             "led = { chip = \"sim\", line = 5 }\nformat = \"pccp:eee\"",
         ));
         assert!(msg.contains("`reader[1].format`"), "{msg}");
+    }
+
+    #[test]
+    fn osdp_reader_keys_are_checked_and_named() {
+        let osdp = |extra: &str| {
+            TWO_DOOR.replace(
+                "bus = \"bus1\"\naddress = 2\n",
+                &format!("bus = \"bus1\"\naddress = 2\n{extra}\n"),
+            )
+        };
+        let key = "00112233445566778899aabbccddeeff";
+        let b = BoardConfig::from_toml_str(&osdp(&format!("scbk = \"{key}\""))).unwrap();
+        let r = b.reader(2).unwrap();
+        assert_eq!(r.scbk_key().unwrap()[15], 0xFF);
+        assert!(!r.install_mode);
+        // kind = "osdp" is the name; "rs485" stays accepted.
+        let b =
+            BoardConfig::from_toml_str(&TWO_DOOR.replace("kind = \"rs485\"", "kind = \"osdp\""))
+                .unwrap();
+        assert_eq!(b.reader(2).unwrap().kind, ReaderKind::Osdp);
+
+        let cases = [
+            (osdp("scbk = \"0011\""), "`reader[2].scbk`", "32 hex digits"),
+            (
+                osdp(&format!("scbk = \"{}zz\"", &key[..30])),
+                "`reader[2].scbk`",
+                "32 hex",
+            ),
+            (
+                osdp("install_mode = true"),
+                "`reader[2].install_mode`",
+                "needs scbk",
+            ),
+            (
+                TWO_DOOR.replace("address = 2", "address = 127"),
+                "`reader[2].address`",
+                "0-126",
+            ),
+            (
+                TWO_DOOR.replace("address = 2\n", ""),
+                "`reader[2].address`",
+                "needs an address",
+            ),
+            (
+                TWO_DOOR.replace("parity = \"none\"", "parity = \"even\""),
+                "`serial[0].parity`",
+                "no parity",
+            ),
+            (
+                TWO_DOOR.replace("baud = 19200", "baud = 4800"),
+                "`serial[0].baud`",
+                "9600 to 115200",
+            ),
+            (
+                TWO_DOOR.replace("baud = 19200", "baud = 230400"),
+                "`serial[0].baud`",
+                "9600 to 115200",
+            ),
+            (
+                TWO_DOOR.replace(
+                    "led = { chip = \"sim\", line = 5 }",
+                    &format!("led = {{ chip = \"sim\", line = 5 }}\nscbk = \"{key}\""),
+                ),
+                "`reader[1].scbk`",
+                "OSDP readers only",
+            ),
+        ];
+        for (text, key_name, words) in cases {
+            let msg = err_of(&text);
+            assert!(msg.contains(key_name) && msg.contains(words), "{msg}");
+        }
+
+        // Two readers at one address on one bus.
+        let twice = format!(
+            "{TWO_DOOR}\n[[door]]\nnumber = 3\nlock = {{ chip = \"sim\", line = 30 }}\n[[reader]]\nnumber = 3\ndoor = 3\ndirection = \"in\"\nkind = \"osdp\"\nbus = \"bus1\"\naddress = 2\n"
+        );
+        let msg = err_of(&twice);
+        assert!(
+            msg.contains("`reader[3].address`") && msg.contains("reader 2 already"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_osdp_example_board_keys_two_readers() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../board-configs/osdp-2door.toml");
+        let b = BoardConfig::load(&path).unwrap();
+        assert!(b.has_osdp_readers());
+        let keyed: Vec<u8> = b
+            .readers
+            .iter()
+            .filter(|r| r.scbk_key().is_some())
+            .map(|r| r.number)
+            .collect();
+        assert_eq!(keyed, vec![1, 2]);
+        assert_eq!(b.reader(3).unwrap().address, Some(3));
+        assert_eq!(b.reader_format(b.reader(3).unwrap()).unwrap().len(), 34);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   arrive as timestamped [`InputEvent`]s on a channel the firmware hands to [`open`];
 //! - Wiegand decoding is the pure [`wiegand::decode`], called by the engine with the
 //!   format table in force;
-//! - RS-485 ports: [`serial::SerialPort`].
+//! - RS-485 ports: [`serial::SerialPort`]; OSDP readers on them are run by [`osdp`]
+//!   (one control-panel thread per bus), their card data arriving as the same events.
 //!
 //! Backends: `linux` (gpio-cdev v1 uAPI + serialport) and `sim` (in memory, driven through
 //! `<data_dir>/sim.sock` by `lintel sim`). Both share [`wiring`], so the sim exercises the
@@ -34,9 +35,12 @@ pub mod fault;
 pub mod line;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod osdp;
 pub mod output;
+pub mod realtime;
 pub mod serial;
 pub mod sim;
+pub mod textfile;
 pub mod wiegand;
 pub mod wiring;
 
@@ -45,7 +49,8 @@ use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 
 pub use board::{Backend, BoardConfig, Capabilities};
-pub use event::{InputEvent, InputKind, Timestamp};
+pub use event::{InputEvent, InputKind, ReaderStatus, Timestamp};
+pub use osdp::ReaderFeedback;
 pub use output::Output;
 
 use board::DirectionControl;
@@ -119,6 +124,9 @@ pub struct Hal {
     pub leds: Vec<Box<dyn Output>>,
     /// Reader buzzers; index 0 = reader 1.
     pub buzzers: Vec<Box<dyn Output>>,
+    /// LED and buzzer commands to OSDP readers, by reader number.
+    pub feedback: ReaderFeedback,
+    /// Serial buses without OSDP readers (those are owned by their bus threads).
     pub serial: Vec<SerialBus>,
     pub capabilities: Capabilities,
     threads: Vec<JoinHandle<()>>,
@@ -137,7 +145,7 @@ impl Hal {
         self.sim.as_ref().map(|s| s.path())
     }
 
-    /// Number of running HAL threads (line readers, dispatcher).
+    /// Number of running HAL threads (line readers, dispatcher, OSDP buses).
     pub fn thread_count(&self) -> usize {
         self.threads.len()
     }
@@ -163,8 +171,13 @@ pub fn open(
     match board.backend() {
         Backend::Sim => {
             let mut lines = MemLines::new();
-            let mut hal = open_with_lines(board, &mut lines, events, |_, _| {
-                Ok(Box::new(MemSerialPort::default()))
+            // `device = "sim"` keeps a bus in memory; a path opens that tty for real.
+            let mut hal = open_with_lines(board, &mut lines, events, |cfg, lines| {
+                if cfg.device.as_os_str() == "sim" {
+                    Ok(Box::new(MemSerialPort::default()))
+                } else {
+                    open_tty(cfg, lines)
+                }
             })?;
             let sim_board = SimBoard::new(board.clone(), lines);
             hal.sim = Some(SimServer::start(data_dir, sim_board.clone())?);
@@ -174,33 +187,40 @@ pub fn open(
         #[cfg(target_os = "linux")]
         Backend::Linux => {
             let mut lines = linux::CdevLines::new();
-            open_with_lines(board, &mut lines, events, |cfg, lines| {
-                let driver_enable = match (&cfg.direction, &cfg.direction_line) {
-                    (DirectionControl::Gpio, Some(spec)) => {
-                        let line = lines
-                            .output(
-                                spec,
-                                output::LineOutput::level_for(false, spec.active_low),
-                                wiring::CONSUMER,
-                            )
-                            .map_err(|source| HalError::Line {
-                                what: format!("serial {} direction", cfg.name),
-                                source,
-                            })?;
-                        Some(Box::new(output::LineOutput::new(
-                            format!("serial {} direction", cfg.name),
-                            line,
-                            spec.active_low,
-                        )) as Box<dyn Output>)
-                    }
-                    _ => None,
-                };
-                Ok(Box::new(serial::Rs485Port::open(cfg, driver_enable)?))
-            })
+            open_with_lines(board, &mut lines, events, open_tty)
         }
         #[cfg(not(target_os = "linux"))]
         Backend::Linux => Err(HalError::Unsupported(Backend::Linux)),
     }
+}
+
+/// Opens a `[[serial]]` bus's tty with its direction control (a GPIO driver-enable line
+/// requested from `lines`).
+fn open_tty<L: LineProvider>(
+    cfg: &board::SerialConfig,
+    lines: &mut L,
+) -> Result<Box<dyn SerialPort>, HalError> {
+    let driver_enable = match (&cfg.direction, &cfg.direction_line) {
+        (DirectionControl::Gpio, Some(spec)) => {
+            let line = lines
+                .output(
+                    spec,
+                    output::LineOutput::level_for(false, spec.active_low),
+                    wiring::CONSUMER,
+                )
+                .map_err(|source| HalError::Line {
+                    what: format!("serial {} direction", cfg.name),
+                    source,
+                })?;
+            Some(Box::new(output::LineOutput::new(
+                format!("serial {} direction", cfg.name),
+                line,
+                spec.active_low,
+            )) as Box<dyn Output>)
+        }
+        _ => None,
+    };
+    Ok(Box::new(serial::Rs485Port::open(cfg, driver_enable)?))
 }
 
 /// Opens a board on any line provider (the Linux backend's code path; tests pass
@@ -219,12 +239,15 @@ pub fn open_with_lines<L: LineProvider>(
             port: open_serial(cfg, lines)?,
         });
     }
-    let inputs = wiring::start_inputs(board, lines, events)?;
+    let (osdp_threads, feedback) = osdp::start(board, &mut serial, &events)?;
+    let mut inputs = wiring::start_inputs(board, lines, events)?;
+    inputs.threads.extend(osdp_threads);
     Ok(Hal {
         locks: outputs.locks,
         aux_out: outputs.aux_out,
         leds: outputs.leds,
         buzzers: outputs.buzzers,
+        feedback,
         serial,
         capabilities: board.capabilities(),
         threads: inputs.threads,

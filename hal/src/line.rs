@@ -6,6 +6,7 @@
 //! the fake line provider for the Linux code path.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -66,6 +67,52 @@ pub trait EdgeSource: Send {
     fn level(&mut self) -> Result<bool, LineError>;
     /// Blocks until the next edge.
     fn next_edge(&mut self) -> Result<RawEdge, LineError>;
+    /// A probe of the edges this line has but the dispatcher has not received yet, for the
+    /// Wiegand capture to wait for them rather than end a frame while a line thread is late.
+    /// `None`: not known (the capture then goes by timing alone).
+    fn backlog(&mut self) -> Option<Arc<dyn Backlog>> {
+        None
+    }
+}
+
+/// Edges of one line on their way to the dispatcher (queued in the kernel or in memory, or
+/// read by the line's thread and not yet handed over).
+pub trait Backlog: Send + Sync {
+    /// True while at least one edge is on its way.
+    fn pending(&self) -> bool;
+    /// The dispatcher received one edge of this line.
+    fn delivered(&self);
+}
+
+/// A count of edges on their way: raised where an edge enters the line's queue, lowered by
+/// the dispatcher. Never below zero (an edge delivered before the count was asked for).
+#[derive(Debug, Default)]
+pub struct EdgeCount(AtomicUsize);
+
+impl EdgeCount {
+    pub fn raise(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn lower(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == 0
+    }
+}
+
+impl Backlog for EdgeCount {
+    fn pending(&self) -> bool {
+        !self.is_zero()
+    }
+
+    fn delivered(&self) {
+        self.lower();
+    }
 }
 
 /// Hands out lines. Implementations: `linux::CdevLines`, [`MemLines`].
@@ -89,6 +136,8 @@ struct MemState {
     inputs: BTreeMap<String, Sender<RawEdge>>,
     /// Consumer label of each requested line, as the kernel would keep it.
     consumers: BTreeMap<String, String>,
+    /// Edges on their way, for the inputs whose backlog was asked for.
+    backlogs: BTreeMap<String, Arc<EdgeCount>>,
 }
 
 /// In-memory lines. Clone it to keep a handle for driving inputs and reading outputs.
@@ -138,9 +187,9 @@ impl MemLines {
             return Ok(());
         }
         st.levels.insert(id.to_string(), high);
+        let count = st.backlogs.get(id).cloned();
         drop(st);
-        tx.send(RawEdge { high, at })
-            .map_err(|_| LineError::Closed(id.to_string()))
+        send_counted(&tx, RawEdge { high, at }, count.as_deref(), id)
     }
 
     /// Delivers an edge even if it does not change the stored level (glitches, replays of
@@ -153,14 +202,71 @@ impl MemLines {
             .cloned()
             .ok_or_else(|| LineError::Closed(id.to_string()))?;
         st.levels.insert(id.to_string(), edge.high);
+        let count = st.backlogs.get(id).cloned();
         drop(st);
-        tx.send(edge).map_err(|_| LineError::Closed(id.to_string()))
+        send_counted(&tx, edge, count.as_deref(), id)
+    }
+
+    /// Delivers several edges as one burst, as a kernel queue read late does: the inputs'
+    /// threads hand none of them on before the last is sent (they take the state lock
+    /// after each receive, and this holds it while sending), and each is counted as on its
+    /// way first. So a frame reaches the Wiegand capture whole even if this thread is
+    /// preempted halfway through sending it, which on a busy machine can last longer than
+    /// any frame gap.
+    pub fn inject_burst(&self, edges: &[(String, RawEdge)]) -> Result<(), LineError> {
+        let mut st = self.lock();
+        let mut targets = Vec::with_capacity(edges.len());
+        for (id, edge) in edges {
+            let tx = st
+                .inputs
+                .get(id)
+                .cloned()
+                .ok_or_else(|| LineError::Closed(id.clone()))?;
+            targets.push((tx, st.backlogs.get(id).cloned()));
+            st.levels.insert(id.clone(), edge.high);
+        }
+        for (_, count) in &targets {
+            if let Some(c) = count {
+                c.raise();
+            }
+        }
+        let mut result = Ok(());
+        for ((tx, count), (id, edge)) in targets.iter().zip(edges) {
+            if result.is_err() || tx.send(*edge).is_err() {
+                // Not sent: no longer on its way.
+                if let Some(c) = count {
+                    c.lower();
+                }
+                result = Err(LineError::Closed(id.clone()));
+            }
+        }
+        drop(st);
+        result
     }
 
     /// Closes every input (their `next_edge` returns `Closed`), as a shutdown does.
     pub fn close_inputs(&self) {
         self.lock().inputs.clear();
     }
+}
+
+/// Sends an edge to an input's thread, counted as on its way first so the dispatcher can
+/// never see the edge before the count.
+fn send_counted(
+    tx: &Sender<RawEdge>,
+    edge: RawEdge,
+    count: Option<&EdgeCount>,
+    id: &str,
+) -> Result<(), LineError> {
+    if let Some(c) = count {
+        c.raise();
+    }
+    tx.send(edge).map_err(|_| {
+        if let Some(c) = count {
+            c.lower();
+        }
+        LineError::Closed(id.to_string())
+    })
 }
 
 struct MemOutput {
@@ -189,9 +295,24 @@ impl EdgeSource for MemInput {
     }
 
     fn next_edge(&mut self) -> Result<RawEdge, LineError> {
-        self.rx
+        let edge = self
+            .rx
             .recv()
-            .map_err(|_| LineError::Closed(self.id.clone()))
+            .map_err(|_| LineError::Closed(self.id.clone()))?;
+        // Waits while a burst is still being sent (see `inject_burst`).
+        drop(self.lines.lock());
+        Ok(edge)
+    }
+
+    fn backlog(&mut self) -> Option<Arc<dyn Backlog>> {
+        let count = self
+            .lines
+            .lock()
+            .backlogs
+            .entry(self.id.clone())
+            .or_default()
+            .clone();
+        Some(count)
     }
 }
 

@@ -6,7 +6,8 @@
 //! ACTIVE_LOW flag is never set and edge polarity means the same on every kernel.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fs::File;
+use std::sync::Arc;
 use std::time::Instant;
 
 use gpio_cdev::{
@@ -15,7 +16,7 @@ use gpio_cdev::{
 
 use crate::board::{Bias, LineSpec};
 use crate::event::Timestamp;
-use crate::line::{EdgeSource, LineError, LineProvider, OutputLine, RawEdge};
+use crate::line::{Backlog, EdgeCount, EdgeSource, LineError, LineProvider, OutputLine, RawEdge};
 
 /// v1 uAPI bias flags (linux/gpio.h GPIOHANDLE_REQUEST_BIAS_*, Linux 5.5+); gpio-cdev 0.6
 /// predates them, so they are passed as raw bits.
@@ -36,11 +37,7 @@ impl CdevLines {
 
     fn chip(&mut self, name: &str) -> Result<&mut Chip, LineError> {
         if !self.chips.contains_key(name) {
-            let path = if name.starts_with('/') {
-                PathBuf::from(name)
-            } else {
-                PathBuf::from("/dev").join(name)
-            };
+            let path = crate::board::chip_path(name);
             let chip = Chip::new(&path).map_err(|e| LineError::Chip {
                 chip: path.display().to_string(),
                 message: e.to_string(),
@@ -84,6 +81,41 @@ impl OutputLine for CdevOutput {
 struct CdevInput {
     id: String,
     events: LineEventHandle,
+    /// Set once the dispatcher asks for the backlog: edges taken from the kernel's queue
+    /// and not yet received by the dispatcher.
+    taken: Option<Arc<EdgeCount>>,
+}
+
+/// Whether `file` (a line-event fd) has an edge queued in the kernel, without waiting
+/// (`timeout_ms` 0) or until it has (-1).
+fn readable(file: &File, timeout_ms: i32) -> std::io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(file, PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, timeout_ms) {
+            Ok(n) => return Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(std::io::Error::from(e)),
+        }
+    }
+}
+
+/// The backlog of a kernel line: edges the line thread took and has not handed over, or
+/// edges still in the kernel's queue.
+struct CdevBacklog {
+    taken: Arc<EdgeCount>,
+    fd: File,
+}
+
+impl Backlog for CdevBacklog {
+    fn pending(&self) -> bool {
+        // An fd that cannot be polled says nothing; timing alone decides then.
+        !self.taken.is_zero() || readable(&self.fd, 0).unwrap_or(false)
+    }
+
+    fn delivered(&self) {
+        self.taken.lower();
+    }
 }
 
 impl EdgeSource for CdevInput {
@@ -98,9 +130,22 @@ impl EdgeSource for CdevInput {
     }
 
     fn next_edge(&mut self) -> Result<RawEdge, LineError> {
-        let event = self.events.get_event().map_err(|e| LineError::Io {
-            line: self.id.clone(),
-            message: e.to_string(),
+        if let Some(taken) = &self.taken {
+            // Counted before it leaves the kernel's queue, so the backlog never misses it.
+            readable(self.events.file(), -1).map_err(|e| LineError::Io {
+                line: self.id.clone(),
+                message: e.to_string(),
+            })?;
+            taken.raise();
+        }
+        let event = self.events.get_event().map_err(|e| {
+            if let Some(taken) = &self.taken {
+                taken.lower();
+            }
+            LineError::Io {
+                line: self.id.clone(),
+                message: e.to_string(),
+            }
         })?;
         let at = Instant::now();
         Ok(RawEdge {
@@ -111,6 +156,21 @@ impl EdgeSource for CdevInput {
                 from_kernel: true,
             },
         })
+    }
+
+    fn backlog(&mut self) -> Option<Arc<dyn Backlog>> {
+        let fd = match self.events.file().try_clone() {
+            Ok(fd) => fd,
+            Err(e) => {
+                log::warn!(
+                    "input {}: cannot watch its queue ({e}); Wiegand frames end by timing alone",
+                    self.id
+                );
+                return None;
+            }
+        };
+        let taken = self.taken.get_or_insert_with(Default::default).clone();
+        Some(Arc::new(CdevBacklog { taken, fd }))
     }
 }
 
@@ -155,7 +215,11 @@ impl LineProvider for CdevLines {
                 line: id.clone(),
                 message: e.to_string(),
             })?;
-        Ok(Box::new(CdevInput { id, events }))
+        Ok(Box::new(CdevInput {
+            id,
+            events,
+            taken: None,
+        }))
     }
 }
 

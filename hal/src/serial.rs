@@ -261,6 +261,32 @@ impl SerialPort for Rs485Port {
     }
 }
 
+/// A tty used as it is, with no direction control: the master side of a pseudo-terminal
+/// (tests and benchmarks put a peripheral there) or a full-duplex adapter.
+impl SerialPort for serialport::TTYPort {
+    fn send(&mut self, frame: &[u8]) -> Result<(), SerialError> {
+        let io = |e: std::io::Error| SerialError::Io {
+            device: "tty".into(),
+            message: e.to_string(),
+        };
+        self.write_all(frame).map_err(io)?;
+        self.flush().map_err(io)
+    }
+
+    fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, SerialError> {
+        let io = |e: String| SerialError::Io {
+            device: "tty".into(),
+            message: e,
+        };
+        self.set_timeout(timeout).map_err(|e| io(e.to_string()))?;
+        match self.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Ok(0),
+            Err(e) => Err(io(e.to_string())),
+        }
+    }
+}
+
 /// An in-memory port for the sim backend: remembers what was sent, answers from a queue.
 #[derive(Debug, Default, Clone)]
 pub struct MemSerialPort {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,12 +140,15 @@ pub struct SimState {
 /// How Wiegand bits are played onto the lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pace {
-    /// Edges at real time (the call takes as long as the frame does).
+    /// A reader's pace (pulses 2 ms apart): the call takes as long as the frame does, then
+    /// hands the frame's edges to the lines at once, stamped when each was due. So the
+    /// capture sees the reader's real timing, and a late wake-up of the player thread on a
+    /// busy machine cannot put a silence into the frame that the reader never made (the
+    /// capture would rightly end the frame there); a line thread that reads its kernel
+    /// queue late delivers the same way.
     RealTime,
     /// Edges stamped as if the frame had just been sent with the fastest timing the standard
-    /// allows (pulses 200 µs apart), delivered at once (benchmarks). The whole frame lies
-    /// well inside one frame gap, so the capture cannot end it early whatever order the two
-    /// line threads deliver the edges in.
+    /// allows (pulses 200 µs apart), delivered at once (benchmarks).
     Immediate,
 }
 
@@ -246,36 +249,29 @@ impl SimBoard {
             .unwrap_or_else(|p| p.into_inner())
             .apply(&mut edges);
         let span = edges.last().map(|e| e.2).unwrap_or(0);
-        let start = Instant::now();
-        let base_ns = Timestamp::now().mono_ns.saturating_sub(span);
-        for (line, active, t) in edges {
-            let spec = match line {
-                DataLine::D0 => d0,
-                DataLine::D1 => d1,
-            };
-            let at = match pace {
-                Pace::Immediate => Timestamp::from_anchor_ns(base_ns + t),
-                Pace::RealTime => {
-                    // Delivered when due, stamped with the exact due time: thread sleeps
-                    // cannot make a 1 µs glitch, but the stamp can, as a kernel's would.
-                    let due = start + Duration::from_nanos(t);
-                    let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
-                    }
-                    Timestamp::from_instant(due)
-                }
-            };
-            self.lines
-                .inject(
-                    &spec.id(),
-                    RawEdge {
-                        high: active != spec.active_low,
-                        at,
-                    },
-                )
-                .map_err(|e: LineError| SimError::Rejected(format!("reader {reader}: {e}")))?;
+        if pace == Pace::RealTime {
+            std::thread::sleep(Duration::from_nanos(span));
         }
+        // Stamped with the exact due times: thread sleeps cannot make a 1 µs glitch, but
+        // the stamps can, as a kernel's would.
+        let base_ns = Timestamp::now().mono_ns.saturating_sub(span);
+        let burst: Vec<(String, RawEdge)> = edges
+            .into_iter()
+            .map(|(line, active, t)| {
+                let spec = match line {
+                    DataLine::D0 => d0,
+                    DataLine::D1 => d1,
+                };
+                let edge = RawEdge {
+                    high: active != spec.active_low,
+                    at: Timestamp::from_anchor_ns(base_ns + t),
+                };
+                (spec.id(), edge)
+            })
+            .collect();
+        self.lines
+            .inject_burst(&burst)
+            .map_err(|e: LineError| SimError::Rejected(format!("reader {reader}: {e}")))?;
         Ok(())
     }
 
@@ -552,13 +548,14 @@ mod tests {
         let mut hal = crate::open(&board(), dir.path(), tx).unwrap();
         skip_initial(&rx);
 
-        // swipe: encoded in the reader's format, played as timed edges, captured, decoded.
+        // swipe: encoded in the reader's format (ZK's Wiegand26: 24 card bits), played as
+        // timed edges, captured, decoded.
         request(
             dir.path(),
             &SimRequest::Swipe {
                 reader: 1,
-                card: 4660,
-                site: Some(18),
+                card: 123_456,
+                site: None,
             },
         )
         .unwrap();
@@ -566,13 +563,24 @@ mod tests {
             InputEvent::Wiegand { reader: 1, frame } => assert_eq!(
                 decode(&frame, &FormatTable::standard()),
                 Decoded::Card {
-                    number: 4660,
-                    site_code: Some(18),
+                    number: 123_456,
+                    site_code: None,
                     format: "wiegand26".into()
                 }
             ),
             other => panic!("{other:?}"),
         }
+        // Wiegand26 has no site bits: a site code is refused, not dropped silently.
+        let err = request(
+            dir.path(),
+            &SimRequest::Swipe {
+                reader: 1,
+                card: 4660,
+                site: Some(18),
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no site-code bits"), "{err}");
         // Reader 2 is configured for 34 bits.
         request(
             dir.path(),
@@ -712,7 +720,7 @@ mod tests {
             dir.path(),
             &SimRequest::Swipe {
                 reader: 1,
-                card: 1 << 20,
+                card: 1 << 24,
                 site: None,
             },
         )
@@ -746,7 +754,7 @@ mod tests {
             &SimRequest::Swipe {
                 reader: 1,
                 card: 77,
-                site: Some(1),
+                site: None,
             },
         )
         .unwrap();
@@ -771,7 +779,7 @@ mod tests {
             &SimRequest::Swipe {
                 reader: 1,
                 card: 77,
-                site: Some(1),
+                site: None,
             },
         )
         .unwrap();

@@ -6,16 +6,17 @@
 //! [`crate::line::MemLines`] as the fake line provider.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::board::{BoardConfig, LineSpec};
 use crate::debounce::Debouncer;
 use crate::event::{InputEvent, InputKind, Timestamp};
-use crate::line::{EdgeSource, LineErrorKind, LineProvider, RawEdge};
+use crate::line::{Backlog, EdgeSource, LineErrorKind, LineProvider, RawEdge};
 use crate::output::{LineOutput, Output, UnwiredOutput};
 use crate::wiegand::{CaptureConfig, DataLine, WiegandCapture};
-use crate::HalError;
+use crate::{realtime, HalError};
 
 /// Consumer label on every requested line (what `gpioinfo` shows).
 pub const CONSUMER: &str = "lintel";
@@ -49,7 +50,19 @@ struct ReaderInput {
     active_low: [bool; 2],
     capture: WiegandCapture,
     last_edge: Option<Received>,
+    /// D0's and D1's edges on their way to the dispatcher, where the provider knows.
+    backlogs: [Option<Arc<dyn Backlog>>; 2],
 }
+
+impl ReaderInput {
+    /// True while an edge of this reader is known to be on its way: its frame waits.
+    fn pending(&self) -> bool {
+        self.backlogs.iter().flatten().any(|b| b.pending())
+    }
+}
+
+/// How soon the dispatcher looks again at a frame whose end waits for edges on their way.
+const PENDING_RECHECK_NS: u64 = 200_000;
 
 /// The last edge a state machine was given: its timestamp (ns on its source's scale) and
 /// when the dispatcher received it.
@@ -192,43 +205,61 @@ pub fn start_inputs(
             continue; // RS-485 readers have no data lines.
         };
         let idx = readers.len();
+        let mut backlogs: [Option<Arc<dyn Backlog>>; 2] = [None, None];
         for (line, spec) in [(DataLine::D0, d0), (DataLine::D1, d1)] {
             let name = format!("reader {} {line:?}", r.number);
-            let src = lines
+            let mut src = lines
                 .input(spec, CONSUMER)
                 .map_err(|source| HalError::Line {
                     what: name.clone(),
                     source,
                 })?;
+            backlogs[line_index(line)] = src.backlog();
             sources.push((name, SourceId::Wiegand(idx, line), src));
         }
         readers.push(ReaderInput {
             number: r.number,
             active_low: [d0.active_low, d1.active_low],
-            capture: WiegandCapture::new(CaptureConfig::with_frame_gap_ms(
-                board.defaults.frame_gap_ms,
-            )),
+            capture: WiegandCapture::new(
+                CaptureConfig::with_frame_gap_ms(board.defaults.frame_gap_ms)
+                    .with_end_bit_periods(board.defaults.frame_end_bit_periods),
+            ),
             last_edge: None,
+            backlogs,
         });
     }
 
+    let priority = board.defaults.realtime_priority;
     let mut threads = Vec::new();
     for (name, id, src) in sources {
         let tx = edge_tx.clone();
         let failures = events.clone();
         let handle = std::thread::Builder::new()
             .name(format!("hal {name}"))
-            .spawn(move || read_edges(name, id, src, tx, failures))
+            .spawn(move || {
+                realtime::enter_for_input_thread(priority);
+                read_edges(name, id, src, tx, failures)
+            })
             .map_err(|e| HalError::Thread(e.to_string()))?;
         threads.push(handle);
     }
     drop(edge_tx);
     let handle = std::thread::Builder::new()
         .name("hal inputs".into())
-        .spawn(move || dispatch(edge_rx, discrete, readers, events))
+        .spawn(move || {
+            realtime::enter_for_input_thread(priority);
+            dispatch(edge_rx, discrete, readers, events)
+        })
         .map_err(|e| HalError::Thread(e.to_string()))?;
     threads.push(handle);
     Ok(Inputs { threads })
+}
+
+fn line_index(line: DataLine) -> usize {
+    match line {
+        DataLine::D0 => 0,
+        DataLine::D1 => 1,
+    }
 }
 
 /// One line's thread: blocking reads, forwarded in arrival order.
@@ -293,7 +324,14 @@ fn dispatch(
         }
         for r in &readers {
             if let Some(dl) = r.capture.deadline_ns() {
-                let left = dl.saturating_sub(now_ns_for(r.last_edge));
+                let now = now_ns_for(r.last_edge);
+                let mut left = dl.saturating_sub(now);
+                if left == 0 && r.pending() {
+                    // The frame's end waits for edges still on their way (they wake us
+                    // when they arrive); look again soon, at the latest at the frame gap.
+                    let latest = r.capture.latest_deadline_ns().unwrap_or(dl);
+                    left = latest.saturating_sub(now).min(PENDING_RECHECK_NS);
+                }
                 wait = Some(wait.map_or(left, |w| w.min(left)));
             }
         }
@@ -329,6 +367,9 @@ fn dispatch(
                             edge_ns: edge.at.mono_ns,
                             at: Instant::now(),
                         });
+                        if let Some(b) = &r.backlogs[line_index(line)] {
+                            b.delivered();
+                        }
                         r.capture.on_edge(line, edge.high != active_low, edge.at);
                     }
                 }
@@ -350,7 +391,11 @@ fn dispatch(
             }
         }
         for r in &mut readers {
-            if let Some(frame) = r.capture.poll(now_ns_for(r.last_edge)) {
+            let now = now_ns_for(r.last_edge);
+            // Asked only once the frame could end: a kernel backlog is a poll(2) per line.
+            let due = r.capture.deadline_ns().is_some_and(|d| now >= d);
+            let pending = due && r.pending();
+            if let Some(frame) = r.capture.poll_unless_pending(now, pending) {
                 if events
                     .send(InputEvent::Wiegand {
                         reader: r.number,
@@ -371,7 +416,7 @@ mod tests {
     use crate::board::BoardConfig;
     use crate::line::MemLines;
     use crate::wiegand::capture::edges_for_bits;
-    use crate::wiegand::{decode, Decoded, Format, FormatTable};
+    use crate::wiegand::{decode, Decoded, Format, FormatTable, WiegandBits};
     use std::collections::BTreeSet;
 
     /// A board with both active levels and every kind of line (backend "linux": the line
@@ -408,6 +453,31 @@ line = { chip = "gpiochip2", line = 1, active_low = true }
 chip = "gpiochip2"
 line = 2
 "#;
+
+    /// Reader 1's edges for `bits` (active low: a pulse is a low level), bits `interval_ns`
+    /// apart from `base`, as one burst: the test thread being preempted while it sends them
+    /// cannot put a silence into the frame.
+    fn reader_1_burst(bits: &WiegandBits, base: u64, interval_ns: u64) -> Vec<(String, RawEdge)> {
+        edges_for_bits(bits, base, 50_000, interval_ns)
+            .into_iter()
+            .map(|(line, active, t)| {
+                let id = match line {
+                    DataLine::D0 => "gpiochip1:0",
+                    DataLine::D1 => "gpiochip1:1",
+                };
+                let edge = RawEdge {
+                    high: !active,
+                    at: Timestamp::from_anchor_ns(t),
+                };
+                (id.to_string(), edge)
+            })
+            .collect()
+    }
+
+    /// ZK's Wiegand26a (8-bit site + 16-bit card), so the tests' site codes travel.
+    fn w26a() -> FormatTable {
+        FormatTable::single(Format::standard("wiegand26a").unwrap())
+    }
 
     fn open_fake() -> (crate::Hal, MemLines, std::sync::mpsc::Receiver<InputEvent>) {
         let board = BoardConfig::from_toml_str(BOARD).unwrap();
@@ -541,24 +611,26 @@ line = 2
             other => panic!("{other:?}"),
         }
         // A 2 ms glitch on the aux input (10 ms debounce) reports nothing; tamper reports.
+        // Its edges carry their own stamps 2 ms apart, so a test thread that a busy machine
+        // wakes late cannot stretch the glitch past the window.
+        let glitch = Timestamp::now().mono_ns;
         lines
-            .inject(
-                "gpiochip2:0",
-                RawEdge {
-                    high: true,
-                    at: Timestamp::now(),
-                },
-            )
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(2));
-        lines
-            .inject(
-                "gpiochip2:0",
-                RawEdge {
-                    high: false,
-                    at: Timestamp::now(),
-                },
-            )
+            .inject_burst(&[
+                (
+                    "gpiochip2:0".to_string(),
+                    RawEdge {
+                        high: true,
+                        at: Timestamp::from_anchor_ns(glitch),
+                    },
+                ),
+                (
+                    "gpiochip2:0".to_string(),
+                    RawEdge {
+                        high: false,
+                        at: Timestamp::from_anchor_ns(glitch + 2_000_000),
+                    },
+                ),
+            ])
             .unwrap();
         lines.drive("gpiochip2:2", true, Timestamp::now()).unwrap();
         match next_event(&rx) {
@@ -590,43 +662,133 @@ line = 2
         for _ in 0..4 {
             next_event(&rx);
         }
-        let bits = Format::standard("wiegand26")
+        let bits = Format::standard("wiegand26a")
             .unwrap()
             .encode(31337, Some(42))
             .unwrap();
         let base = Timestamp::now().mono_ns;
-        for (line, active, t) in edges_for_bits(&bits, base, 50_000, 1_000_000) {
-            let id = match line {
-                DataLine::D0 => "gpiochip1:0",
-                DataLine::D1 => "gpiochip1:1",
-            };
-            // Active-low: a pulse is a low level.
-            lines
-                .inject(
-                    id,
-                    RawEdge {
-                        high: !active,
-                        at: Timestamp::from_anchor_ns(t),
-                    },
-                )
-                .unwrap();
-        }
+        lines
+            .inject_burst(&reader_1_burst(&bits, base, 1_000_000))
+            .unwrap();
         match next_event(&rx) {
             InputEvent::Wiegand { reader, frame } => {
                 assert_eq!(reader, 1);
                 assert_eq!(frame.noise_pulses, 0);
                 assert_eq!(frame.last_edge.mono_ns, base + 25 * 1_000_000 + 50_000);
                 assert_eq!(
-                    decode(&frame, &FormatTable::standard()),
+                    decode(&frame, &w26a()),
                     Decoded::Card {
                         number: 31337,
                         site_code: Some(42),
-                        format: "wiegand26".into()
+                        format: "wiegand26a".into()
                     }
                 );
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Lines whose D1 thread (reader 1, `gpiochip1:1`) is late by `delay` before it hands
+    /// over its first edge, as a line thread waiting for a busy CPU would be; `backlog`
+    /// false hides the line's backlog from the dispatcher.
+    struct LateLines {
+        inner: MemLines,
+        delay: Duration,
+        backlog: bool,
+    }
+
+    struct LateInput {
+        inner: Box<dyn EdgeSource>,
+        delay: Option<Duration>,
+        backlog: bool,
+    }
+
+    impl EdgeSource for LateInput {
+        fn level(&mut self) -> Result<bool, crate::line::LineError> {
+            self.inner.level()
+        }
+        fn next_edge(&mut self) -> Result<RawEdge, crate::line::LineError> {
+            let edge = self.inner.next_edge()?;
+            if let Some(d) = self.delay.take() {
+                std::thread::sleep(d);
+            }
+            Ok(edge)
+        }
+        fn backlog(&mut self) -> Option<Arc<dyn Backlog>> {
+            if self.backlog {
+                self.inner.backlog()
+            } else {
+                None
+            }
+        }
+    }
+
+    impl LineProvider for LateLines {
+        fn output(
+            &mut self,
+            line: &LineSpec,
+            initial_high: bool,
+            consumer: &str,
+        ) -> Result<Box<dyn crate::line::OutputLine>, crate::line::LineError> {
+            self.inner.output(line, initial_high, consumer)
+        }
+        fn input(
+            &mut self,
+            line: &LineSpec,
+            consumer: &str,
+        ) -> Result<Box<dyn EdgeSource>, crate::line::LineError> {
+            let late = line.id() == "gpiochip1:1";
+            Ok(Box::new(LateInput {
+                inner: self.inner.input(line, consumer)?,
+                delay: late.then_some(self.delay),
+                backlog: self.backlog,
+            }))
+        }
+    }
+
+    /// The frames reader 1 produces for one 26-bit card at the 200 µs pace, its D1 thread
+    /// 10 ms late (five times the 2 ms gap such a frame ends with, half the board's 20 ms
+    /// frame gap).
+    fn frames_with_a_late_d1_thread(backlog: bool) -> Vec<String> {
+        let board = BoardConfig::from_toml_str(BOARD).unwrap();
+        let mem = MemLines::new();
+        let mut lines = LateLines {
+            inner: mem.clone(),
+            delay: Duration::from_millis(10),
+            backlog,
+        };
+        let (tx, rx) = mpsc::channel();
+        let _hal = crate::open_with_lines(&board, &mut lines, tx, |_, _| unreachable!()).unwrap();
+        for _ in 0..4 {
+            next_event(&rx);
+        }
+        let bits = Format::standard("wiegand26")
+            .unwrap()
+            .encode(0x5a_5a5a, None)
+            .unwrap();
+        let base = Timestamp::now().mono_ns;
+        mem.inject_burst(&reader_1_burst(&bits, base, 200_000))
+            .unwrap();
+        let mut frames = Vec::new();
+        while let Ok(InputEvent::Wiegand { frame, .. }) =
+            rx.recv_timeout(Duration::from_millis(300))
+        {
+            frames.push(frame.bits.to_string());
+        }
+        frames
+    }
+
+    #[test]
+    fn a_late_line_thread_does_not_cut_a_frame_whose_edges_are_queued() {
+        let bits = Format::standard("wiegand26")
+            .unwrap()
+            .encode(0x5a_5a5a, None)
+            .unwrap()
+            .to_string();
+        assert_eq!(frames_with_a_late_d1_thread(true), vec![bits.clone()]);
+        // Without the backlog the same lateness cuts the frame (the D0 bits end it alone):
+        // what the backlog is for.
+        assert_ne!(frames_with_a_late_d1_thread(false), vec![bits]);
     }
 
     #[test]
@@ -638,30 +800,18 @@ line = 2
         // The frame's edges are stamped 40 ms in the past (twice the 20 ms frame gap), as
         // when a loaded system reads a kernel queue late, then delivered back to back: the
         // frame gap runs from receipt, so the frame is not cut after its first edge.
-        let bits = Format::standard("wiegand26")
+        let bits = Format::standard("wiegand26a")
             .unwrap()
             .encode(555, Some(5))
             .unwrap();
         std::thread::sleep(Duration::from_millis(50)); // so "40 ms ago" is after the anchor
         let base = Timestamp::now().mono_ns - 40_000_000;
-        for (line, active, t) in edges_for_bits(&bits, base, 50_000, 200_000) {
-            let id = match line {
-                DataLine::D0 => "gpiochip1:0",
-                DataLine::D1 => "gpiochip1:1",
-            };
-            lines
-                .inject(
-                    id,
-                    RawEdge {
-                        high: !active,
-                        at: Timestamp::from_anchor_ns(t),
-                    },
-                )
-                .unwrap();
-        }
+        lines
+            .inject_burst(&reader_1_burst(&bits, base, 200_000))
+            .unwrap();
         match next_event(&rx) {
             InputEvent::Wiegand { frame, .. } => assert!(matches!(
-                decode(&frame, &FormatTable::standard()),
+                decode(&frame, &w26a()),
                 Decoded::Card { number: 555, .. }
             )),
             other => panic!("{other:?}"),

@@ -399,7 +399,12 @@ const WIEGAND_BOARD: &str = r#"
 name = "gpio-sim wiegand"
 backend = "linux"
 [defaults]
+# The emulated CPU stalls for milliseconds mid-frame (see send_until_clean): a frame ends
+# after the fixed 250 ms gap here, not after a few of its bit periods.
 frame_gap_ms = 250
+frame_end_bit_periods = 0
+# The sender (RealTime, SCHED_FIFO 10) must outrank the HAL's line threads on the one CPU.
+realtime_priority = 0
 [[door]]
 number = 1
 lock = { chip = "@CHIP@", line = 11 }
@@ -494,15 +499,16 @@ fn wiegand_pulses_on_d0_d1_decode_to_cards() {
     let (d0, d1) = (sim.puller(8), sim.puller(9));
     assert_eq!((sim.value(8).as_str(), sim.value(9).as_str()), ("1", "1"));
 
-    let table = FormatTable::standard();
-    let w26 = Format::standard("wiegand26").unwrap();
+    // ZK's Wiegand26a (8-bit site + 16-bit card), so the site codes travel too.
+    let w26 = Format::standard("wiegand26a").unwrap();
+    let table = FormatTable::single(w26.clone());
     let cards = [
         (
             w26.encode(45_678, Some(123)).unwrap(),
             Decoded::Card {
                 number: 45_678,
                 site_code: Some(123),
-                format: "wiegand26".into(),
+                format: "wiegand26a".into(),
             },
         ),
         (
@@ -510,7 +516,7 @@ fn wiegand_pulses_on_d0_d1_decode_to_cards() {
             Decoded::Card {
                 number: 1_234,
                 site_code: Some(56),
-                format: "wiegand26".into(),
+                format: "wiegand26a".into(),
             },
         ),
         (keypad_frame('7', true).unwrap(), Decoded::Keys("7".into())),

@@ -7,6 +7,19 @@
 //! longer than the bit interval. A pulse shorter than `min_pulse` or longer than
 //! `max_pulse`, a pulse while the other line is active, or an end without a start is noise:
 //! it is counted and dropped, never turned into a bit.
+//!
+//! # End of frame
+//!
+//! A reader keeps its own bit period steady within a frame, so the frame's own edges say
+//! how long a silence ends it: `end_bit_periods` (default 4) times the longest interval
+//! between the starts of two consecutive pulses seen so far, at least `min_gap` (2 ms)
+//! and at most `frame_gap` (the board's `frame_gap_ms`, 25 ms). Until a frame has two
+//! pulses, and with `end_bit_periods = 0`, the whole `frame_gap` is waited, as before.
+//! A 2 ms reader's frame therefore ends 8 ms after its last edge instead of 25 ms; keypad
+//! bursts (a key every ~100 ms or more) and a frame interrupted for longer than a few of
+//! its bit periods still become separate frames. The caller may also say that edges are
+//! still on their way to the capture ([`WiegandCapture::poll_unless_pending`]): then the
+//! frame waits for them, up to `frame_gap`.
 
 use crate::event::Timestamp;
 
@@ -35,8 +48,14 @@ pub struct CaptureConfig {
     pub min_pulse_ns: u64,
     /// Longer pulses are noise (a stuck or shorted line). Default 2 ms.
     pub max_pulse_ns: u64,
-    /// Silence that ends a frame. Default 25 ms.
+    /// The longest silence inside a frame: it ends every frame, and it is the whole gap
+    /// until a frame has two pulses or when `end_bit_periods` is 0. Default 25 ms.
     pub frame_gap_ns: u64,
+    /// Silence of this many of the frame's own bit periods ends it (0: always
+    /// `frame_gap_ns`). Default 4.
+    pub end_bit_periods: u32,
+    /// The shortest silence that ends a frame. Default 2 ms.
+    pub min_gap_ns: u64,
 }
 
 impl Default for CaptureConfig {
@@ -45,6 +64,8 @@ impl Default for CaptureConfig {
             min_pulse_ns: 5_000,
             max_pulse_ns: 2_000_000,
             frame_gap_ns: 25_000_000,
+            end_bit_periods: 4,
+            min_gap_ns: 2_000_000,
         }
     }
 }
@@ -55,6 +76,25 @@ impl CaptureConfig {
             frame_gap_ns: u64::from(ms) * 1_000_000,
             ..CaptureConfig::default()
         }
+    }
+
+    /// The same with another `end_bit_periods` (0: the fixed `frame_gap`).
+    pub fn with_end_bit_periods(self, periods: u32) -> CaptureConfig {
+        CaptureConfig {
+            end_bit_periods: periods,
+            ..self
+        }
+    }
+
+    /// The silence that ends a frame whose longest bit interval so far is `interval_ns`
+    /// (0: not known yet).
+    pub fn gap_ns(&self, interval_ns: u64) -> u64 {
+        if self.end_bit_periods == 0 || interval_ns == 0 {
+            return self.frame_gap_ns;
+        }
+        interval_ns
+            .saturating_mul(u64::from(self.end_bit_periods))
+            .clamp(self.min_gap_ns.min(self.frame_gap_ns), self.frame_gap_ns)
     }
 }
 
@@ -67,8 +107,12 @@ impl CaptureConfig {
 pub struct WiegandCapture {
     config: CaptureConfig,
     open: [Option<Timestamp>; 2],
-    /// Completed pulses of plausible width: (start ns, end ns, is D1, start).
+    /// Completed pulses of plausible width, sorted by start: (start ns, end ns, is D1,
+    /// start).
     pulses: Vec<(u64, u64, bool, Timestamp)>,
+    /// The longest interval between the starts of two consecutive pulses (0: fewer than
+    /// two pulses).
+    longest_interval_ns: u64,
     last: Option<Timestamp>,
     noise: u32,
 }
@@ -79,6 +123,7 @@ impl WiegandCapture {
             config,
             open: [None, None],
             pulses: Vec::new(),
+            longest_interval_ns: 0,
             last: None,
             noise: 0,
         }
@@ -110,21 +155,64 @@ impl WiegandCapture {
                 self.noise += 1;
                 return;
             }
-            self.pulses
-                .push((start.mono_ns, at.mono_ns, line == DataLine::D1, start));
+            self.add_pulse((start.mono_ns, at.mono_ns, line == DataLine::D1, start));
         }
     }
 
-    /// When `poll` should next be called (the end-of-frame deadline), in the edges' scale.
+    /// Keeps the pulses sorted by start (the two lines' edges may arrive out of order) and
+    /// the longest bit interval up to date.
+    fn add_pulse(&mut self, pulse: (u64, u64, bool, Timestamp)) {
+        let at = self.pulses.partition_point(|p| p.0 <= pulse.0);
+        self.pulses.insert(at, pulse);
+        if at + 1 == self.pulses.len() {
+            if let Some(prev) = at.checked_sub(1).map(|i| self.pulses[i].0) {
+                self.longest_interval_ns = self.longest_interval_ns.max(pulse.0 - prev);
+            }
+        } else {
+            // Inserted between two pulses: their interval is split, so measure again.
+            self.longest_interval_ns = self
+                .pulses
+                .windows(2)
+                .map(|w| w[1].0 - w[0].0)
+                .max()
+                .unwrap_or(0);
+        }
+    }
+
+    /// When `poll` should next be called (the end-of-frame deadline), in the edges' scale:
+    /// the last edge plus the gap the frame's bit timing gives (see the module docs), and
+    /// never before a pulse still open could have ended.
     pub fn deadline_ns(&self) -> Option<u64> {
+        let last = self.last?.mono_ns;
+        let mut deadline = last.saturating_add(self.config.gap_ns(self.longest_interval_ns));
+        for start in self.open.iter().flatten() {
+            deadline = deadline.max(start.mono_ns.saturating_add(self.config.max_pulse_ns));
+        }
+        Some(deadline.min(self.latest_deadline_ns().unwrap_or(u64::MAX)))
+    }
+
+    /// The last edge plus the whole frame gap: a frame ends then whatever else is known.
+    pub fn latest_deadline_ns(&self) -> Option<u64> {
         self.last
             .map(|l| l.mono_ns.saturating_add(self.config.frame_gap_ns))
     }
 
-    /// Ends the frame if the line has been silent for the frame gap at `now_ns`.
-    /// Returns the frame if it held at least one bit; pure noise bursts are dropped.
+    /// Ends the frame if the lines have been silent long enough at `now_ns` (see
+    /// [`Self::deadline_ns`]). Returns the frame if it held at least one bit; pure noise
+    /// bursts are dropped.
     pub fn poll(&mut self, now_ns: u64) -> Option<WiegandFrame> {
-        let deadline = self.deadline_ns()?;
+        self.poll_unless_pending(now_ns, false)
+    }
+
+    /// [`Self::poll`], told whether edges of this reader are known to be on their way (read
+    /// from the hardware, not yet given to `on_edge`): then the frame ends only at
+    /// [`Self::latest_deadline_ns`], so a late line thread cannot cut it in two.
+    pub fn poll_unless_pending(&mut self, now_ns: u64, pending: bool) -> Option<WiegandFrame> {
+        let deadline = if pending {
+            self.latest_deadline_ns()?
+        } else {
+            self.deadline_ns()?
+        };
         if now_ns < deadline {
             return None;
         }
@@ -134,8 +222,8 @@ impl WiegandCapture {
         let last = self.last.take();
         self.open = [None, None];
         self.noise = 0;
-        let mut pulses = std::mem::take(&mut self.pulses);
-        pulses.sort_by_key(|p| p.0);
+        self.longest_interval_ns = 0;
+        let pulses = std::mem::take(&mut self.pulses);
         // Both lines active at once is interference, not data: drop every pulse that
         // overlaps a pulse on the other line.
         let mut overlapped = vec![false; pulses.len()];
@@ -220,7 +308,7 @@ mod tests {
     /// This one is an HID reader sending facility 18, card 4660 (H10301) with 1.9–2.1 ms
     /// jitter between bits and 48–56 µs pulses.
     fn recorded_h10301() -> Vec<(DataLine, u64, u64)> {
-        let bits = Format::standard("26")
+        let bits = Format::standard("h10301")
             .unwrap()
             .encode(4660, Some(18))
             .unwrap();
@@ -239,6 +327,11 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// The recorded reader's format: HID H10301, which ZK calls Wiegand26a.
+    fn h10301_table() -> FormatTable {
+        FormatTable::single(Format::standard("h10301").unwrap())
     }
 
     fn feed(cap: &mut WiegandCapture, pulses: &[(DataLine, u64, u64)]) -> Vec<WiegandFrame> {
@@ -278,22 +371,82 @@ mod tests {
         assert_eq!(f.last_edge.mono_ns, last_start + last_width);
         assert_eq!(f.first_edge.mono_ns, pulses[0].1);
         assert_eq!(
-            decode_bits(&f.bits, &FormatTable::standard()),
+            decode_bits(&f.bits, &h10301_table()),
             Decoded::Card {
                 number: 4660,
                 site_code: Some(18),
-                format: "wiegand26".into()
+                format: "wiegand26a".into()
             }
         );
-        // Not before the gap has passed.
-        let mut cap = WiegandCapture::new(CaptureConfig::default());
-        for &(line, start, width) in &pulses {
-            cap.on_edge(line, true, Timestamp::from_anchor_ns(start));
-            cap.on_edge(line, false, Timestamp::from_anchor_ns(start + width));
-        }
+        // Not before the gap has passed: four of the frame's own bit periods (its longest
+        // interval is 1.995 ms), not the 25 ms frame gap.
+        let replay = |config: CaptureConfig| {
+            let mut cap = WiegandCapture::new(config);
+            for &(line, start, width) in &pulses {
+                cap.on_edge(line, true, Timestamp::from_anchor_ns(start));
+                cap.on_edge(line, false, Timestamp::from_anchor_ns(start + width));
+            }
+            cap
+        };
         let end = pulses[25].1 + pulses[25].2;
+        let mut cap = replay(CaptureConfig::default());
+        assert_eq!(cap.deadline_ns(), Some(end + 4 * 1_995 * US));
+        assert!(cap.poll(end + 4 * 1_995 * US - 1).is_none());
+        assert!(cap.poll(end + 4 * 1_995 * US).is_some());
+        // With end_bit_periods = 0 the fixed frame gap ends it, as before.
+        let mut cap = replay(CaptureConfig::default().with_end_bit_periods(0));
         assert!(cap.poll(end + 24 * MS).is_none());
         assert!(cap.poll(end + 25 * MS).is_some());
+        // Edges known to be on their way hold the frame open up to the frame gap.
+        let mut cap = replay(CaptureConfig::default());
+        assert!(cap.poll_unless_pending(end + 10 * MS, true).is_none());
+        assert!(cap.poll_unless_pending(end + 25 * MS, true).is_some());
+    }
+
+    #[test]
+    fn the_gap_follows_the_bit_period_within_its_bounds() {
+        let config = CaptureConfig::default();
+        assert_eq!(config.gap_ns(0), 25 * MS); // one pulse so far: the whole gap
+        assert_eq!(config.gap_ns(200 * US), 2 * MS); // fast reader: the 2 ms floor
+        assert_eq!(config.gap_ns(MS), 4 * MS);
+        assert_eq!(config.gap_ns(2 * MS), 8 * MS);
+        assert_eq!(config.gap_ns(20 * MS), 25 * MS); // slowest standard reader: the cap
+                                                     // A single pulse waits the whole frame gap for the next one; a second pulse 20 ms
+                                                     // later (the slowest standard pace) still joins the frame.
+        let mut cap = WiegandCapture::new(config);
+        let t = |us: u64| Timestamp::from_anchor_ns(us * US);
+        cap.on_edge(DataLine::D1, true, t(1_000));
+        cap.on_edge(DataLine::D1, false, t(1_050));
+        assert_eq!(cap.deadline_ns(), Some(1_050 * US + 25 * MS));
+        assert!(cap.poll(21_000 * US).is_none());
+        cap.on_edge(DataLine::D0, true, t(21_000));
+        cap.on_edge(DataLine::D0, false, t(21_050));
+        let f = cap.poll(21_050 * US + 25 * MS).unwrap();
+        assert_eq!(f.bits.to_string(), "10");
+        // An open pulse is waited for until it could have ended (2 ms), even at a fast pace.
+        let mut cap = WiegandCapture::new(config);
+        for i in 0..4u64 {
+            cap.on_edge(DataLine::D0, true, t(i * 200));
+            cap.on_edge(DataLine::D0, false, t(i * 200 + 50));
+        }
+        cap.on_edge(DataLine::D1, true, t(800));
+        assert_eq!(cap.deadline_ns(), Some(800 * US + 2 * MS));
+    }
+
+    #[test]
+    fn a_frame_paced_at_200_us_ends_2_ms_after_its_last_edge() {
+        let bits = Format::standard("wiegand26")
+            .unwrap()
+            .encode(123_456, None)
+            .unwrap();
+        let mut cap = WiegandCapture::new(CaptureConfig::default());
+        let edges = edges_for_bits(&bits, 0, 50 * US, 200 * US);
+        for &(line, active, at) in &edges {
+            cap.on_edge(line, active, Timestamp::from_anchor_ns(at));
+        }
+        let last = edges.last().unwrap().2;
+        assert!(cap.poll(last + 2 * MS - 1).is_none());
+        assert_eq!(cap.poll(last + 2 * MS).unwrap().bits, bits);
     }
 
     #[test]
@@ -318,11 +471,11 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].noise_pulses, 4);
         assert_eq!(
-            decode_bits(&frames[0].bits, &FormatTable::standard()),
+            decode_bits(&frames[0].bits, &h10301_table()),
             Decoded::Card {
                 number: 4660,
                 site_code: Some(18),
-                format: "wiegand26".into()
+                format: "wiegand26a".into()
             }
         );
         // An end edge without a start is noise too, and a frame of only noise is dropped.
@@ -393,7 +546,7 @@ mod tests {
         let f = cap.poll(u64::MAX / 2).unwrap();
         assert_eq!(
             f.bits,
-            Format::standard("26")
+            Format::standard("h10301")
                 .unwrap()
                 .encode(4660, Some(18))
                 .unwrap()

@@ -49,8 +49,10 @@ pub enum FormatError {
         value: u64,
         bits: usize,
     },
-    #[error("unknown Wiegand format name `{0}` (known: wiegand26, wiegand34, wiegand35, wiegand36, wiegand37, or a CardFormat string)")]
+    #[error("unknown Wiegand format name `{0}` (known: {names}, or a CardFormat string)", names = super::named::NAMES)]
     UnknownName(String),
+    #[error("format {0} has no site-code bits, so no site code can be sent with it")]
+    NoSiteBits(String),
 }
 
 /// Short classification of [`FormatError`].
@@ -65,7 +67,9 @@ pub enum FormatErrorKind {
 impl FormatError {
     pub fn kind(&self) -> FormatErrorKind {
         match self {
-            FormatError::ValueTooLarge { .. } => FormatErrorKind::Range,
+            FormatError::ValueTooLarge { .. } | FormatError::NoSiteBits(_) => {
+                FormatErrorKind::Range
+            }
             _ => FormatErrorKind::Syntax,
         }
     }
@@ -379,52 +383,14 @@ impl Format {
         self.roles.iter().filter(|r| **r == BitRole::Site).count()
     }
 
-    /// The built-in standard formats: 26 (H10301), 34 (H10306), 35 (HID Corporate 1000),
-    /// 36 (Keyscan C15001 style, 10 OEM bits), 37 (H10304).
+    /// The built-in formats tried when nothing else is known (see [`super::named`]).
     pub fn standard_formats() -> Vec<Format> {
-        [
-            "wiegand26",
-            "wiegand34",
-            "wiegand35",
-            "wiegand36",
-            "wiegand37",
-        ]
-        .iter()
-        .filter_map(|n| Format::standard(n))
-        .collect()
+        super::named::default_formats()
     }
 
-    /// A standard format by name (`wiegand26`, `26`, `h10301`, ...).
+    /// A built-in format by name (`wiegand26`, `26a`, `h10301`, ...; see [`super::named`]).
     pub fn standard(name: &str) -> Option<Format> {
-        let lower = name.trim().to_ascii_lowercase();
-        let spec = match lower.as_str() {
-            "wiegand26" | "26" | "h10301" => (
-                "wiegand26",
-                "pssssssssccccccccccccccccp",
-                "eeeeeeeeeeeeeooooooooooooo",
-            ),
-            "wiegand34" | "34" | "h10306" => (
-                "wiegand34",
-                "pssssssssssssssssccccccccccccccccp",
-                "eeeeeeeeeeeeeeeeeooooooooooooooooo",
-            ),
-            // H10304: even parity over bits 1-19, odd over 19-37; bit 19 is in both.
-            "wiegand37" | "37" | "h10304" => (
-                "wiegand37",
-                "pssssssssssssssssccccccccccccccccccccp",
-                "eeeeeeeeeeeeeeeeeeboooooooooooooooooo",
-            ),
-            "wiegand36" | "36" | "c15001" => (
-                "wiegand36",
-                "pmmmmmmmmmmssssssssccccccccccccccccp",
-                "eeeeeeeeeeeeeeeeeeoooooooooooooooooo",
-            ),
-            "wiegand35" | "35" | "corporate1000" => return Some(corporate_1000()),
-            _ => return None,
-        };
-        let mut f = Format::parse_card_format(&format!("{}:{}", spec.1, spec.2)).ok()?;
-        f.name = spec.0.to_string();
-        Some(f)
+        super::named::by_name(name)
     }
 
     /// A standard name or, failing that, a CardFormat string.
@@ -620,7 +586,8 @@ impl Format {
     }
 
     /// The frame a reader of this format sends for `number` (and `site`; for formats with
-    /// site bits, `None` means 0), parity bits computed.
+    /// site bits, `None` means 0; a nonzero site for a format without site bits is an
+    /// error), parity bits computed.
     pub fn encode(&self, number: u64, site: Option<u32>) -> Result<WiegandBits, FormatError> {
         let card_bits = self.card_bits();
         let site_bits = self.site_bits();
@@ -630,6 +597,9 @@ impl Format {
                 value: number,
                 bits: card_bits,
             });
+        }
+        if site_bits == 0 && site.is_some_and(|s| s != 0) {
+            return Err(FormatError::NoSiteBits(self.name.clone()));
         }
         let site = u64::from(site.unwrap_or(0));
         if site_bits > 0 && site > low_mask(site_bits) {
@@ -696,50 +666,6 @@ fn check_field_widths(roles: &[BitRole]) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// HID Corporate 1000 (35 bits): bit 1 odd parity over all 35 bits, bit 2 even parity over
-/// bits 3-4, 6-7, ... 33-34, bit 35 odd parity over bits 2-3, 5-6, ... 32-33 (1-based);
-/// 12-bit company code (our site code) in bits 3-14, 20-bit card number in bits 15-34.
-fn corporate_1000() -> Format {
-    let mut roles = vec![BitRole::Parity, BitRole::Parity];
-    roles.extend(std::iter::repeat_n(BitRole::Site, 12));
-    roles.extend(std::iter::repeat_n(BitRole::Card, 20));
-    roles.push(BitRole::Parity);
-    let mut even = 1u128 << 1;
-    let mut odd = 1u128 << 34;
-    for pos in 2..=34usize {
-        let i = pos - 1;
-        if pos >= 3 && pos % 3 != 2 {
-            even |= 1 << i;
-        }
-        if pos % 3 != 1 && pos <= 33 {
-            odd |= 1 << i;
-        }
-    }
-    let all = (1u128 << 35) - 1;
-    Format {
-        name: "wiegand35".into(),
-        roles,
-        checks: vec![
-            ParityCheck {
-                odd: false,
-                parity_bit: 1,
-                mask: even,
-            },
-            ParityCheck {
-                odd: true,
-                parity_bit: 34,
-                mask: odd,
-            },
-            ParityCheck {
-                odd: true,
-                parity_bit: 0,
-                mask: all,
-            },
-        ],
-        site_code: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,17 +685,26 @@ mod tests {
     fn h10301_known_vector() {
         // Facility 1, card 1: data 00000001 0000000000000001; the first 12 data bits hold one
         // 1, so the even parity bit is 1; the last 12 hold one 1, so the odd parity bit is 0.
-        let f = Format::standard("wiegand26").unwrap();
+        // H10301 is ZK's Wiegand26a (8-bit site + 16-bit card).
+        let f = Format::standard("h10301").unwrap();
         let bits = f.encode(1, Some(1)).unwrap();
         assert_eq!(bits.to_string(), "10000000100000000000000010");
+        let (n, s, name) = card(decode_bits(&bits, &FormatTable::single(f)));
+        assert_eq!((n, s, name.as_str()), (1, Some(1), "wiegand26a"));
+        // ZK's Wiegand26 reads the same 24 data bits as one card number.
         let (n, s, name) = card(decode_bits(&bits, &FormatTable::standard()));
-        assert_eq!((n, s, name.as_str()), (1, Some(1), "wiegand26"));
+        assert_eq!((n, s, name.as_str()), (65_537, None, "wiegand26"));
     }
 
     #[test]
     fn every_standard_format_round_trips_and_catches_single_bit_errors() {
-        let table = FormatTable::standard();
-        for f in Format::standard_formats() {
+        // Every built-in format, each in a table of its own (26 and 26a, for one, share
+        // their parity, so a shared table would always answer with the first).
+        for f in super::super::named::NAMES
+            .split(", ")
+            .filter_map(Format::standard)
+        {
+            let table = FormatTable::single(f.clone());
             let max_card = low_mask(f.card_bits());
             let max_site = u32::try_from(low_mask(f.site_bits()).min(u64::from(u32::MAX))).unwrap();
             for (number, site) in [
@@ -778,13 +713,14 @@ mod tests {
                 (max_card, max_site),
                 (12345 & max_card, 77 & max_site),
             ] {
-                let bits = f.encode(number, Some(site)).unwrap();
+                let site = (f.site_bits() > 0).then_some(site);
+                let bits = f.encode(number, site).unwrap();
                 assert_eq!(bits.len(), f.len());
                 assert!(f.parity_ok(&bits), "{}", f.name);
                 let (n, s, name) = card(decode_bits(&bits, &table));
                 assert_eq!(name, f.name);
                 assert_eq!(n, number, "{}", f.name);
-                assert_eq!(s, Some(site), "{}", f.name);
+                assert_eq!(s, site, "{}", f.name);
                 // Flipping any single covered bit must fail parity.
                 for i in 0..bits.len() {
                     let covered = f.checks.iter().any(|c| (c.mask >> i) & 1 == 1);
@@ -809,10 +745,10 @@ mod tests {
 
     #[test]
     fn parity_check_can_be_disabled() {
-        let f = Format::standard("wiegand34").unwrap();
+        let f = Format::standard("wiegand34a").unwrap();
         let mut bits = f.encode(4242, Some(9)).unwrap();
         bits.set(0, !bits.get(0));
-        let mut table = FormatTable::standard();
+        let mut table = FormatTable::single(f.clone());
         assert!(matches!(
             decode_bits(&bits, &table),
             Decoded::BadFormat {
@@ -919,10 +855,18 @@ mod tests {
         assert_eq!((f.len(), f.card_bits(), f.site_bits()), (26, 24, 0));
         assert_eq!(f.name, "Wiegand 26");
         let bits = f.encode(0xabcdef, None).unwrap();
-        // Standard parity: same frame as a 26-bit card with facility 0xab, card 0xcdef.
+        // Standard parity: the frame of ZK's Wiegand26 for 0xabcdef, which is the 26a (H10301)
+        // frame of facility 0xab, card 0xcdef.
         assert_eq!(
             bits,
             Format::standard("26")
+                .unwrap()
+                .encode(0xabcdef, None)
+                .unwrap()
+        );
+        assert_eq!(
+            bits,
+            Format::standard("26a")
                 .unwrap()
                 .encode(0xcdef, Some(0xab))
                 .unwrap()
@@ -995,7 +939,7 @@ mod tests {
 
     #[test]
     fn encode_rejects_values_that_do_not_fit() {
-        let f = Format::standard("26").unwrap();
+        let f = Format::standard("26a").unwrap();
         assert_eq!(
             f.encode(1 << 16, Some(0)).unwrap_err().kind(),
             FormatErrorKind::Range

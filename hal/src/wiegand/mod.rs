@@ -1,5 +1,5 @@
 //! Wiegand: bit capture from D0/D1 pulses ([`capture`]) and decoding by format tables
-//! ([`format`]).
+//! ([`format`]); the built-in formats by ZKTeco's names ([`named`]).
 //!
 //! Capture happens in the HAL (it needs edge timing); decoding is a pure function the
 //! access-control engine calls with the format table in force, because the server can
@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod format;
+pub mod named;
 
 pub use capture::{CaptureConfig, DataLine, WiegandCapture};
 pub use format::{
