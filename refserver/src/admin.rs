@@ -7,6 +7,7 @@
 //! - `GET  /admin/uploads?SN=X`  uploads: `<seq> <endpoint>?<query>` then the body
 //! - `POST /admin/approve?SN=X`  approve a serial (manual approval mode)
 //! - `POST /admin/forget`        forget all registrations (as a restarted server)
+//! - `POST /admin/renumber`      drop the queues and number commands from 1 again
 //! - `GET  /admin/serials`       serials seen, with registration state
 
 use crate::config::ServerConfig;
@@ -15,7 +16,10 @@ use crate::state::State;
 
 pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request) -> Response {
     let sn = req.query_value("SN").unwrap_or_default().to_string();
-    let needs_sn = !matches!(req.path.as_str(), "/admin/forget" | "/admin/serials");
+    let needs_sn = !matches!(
+        req.path.as_str(),
+        "/admin/forget" | "/admin/serials" | "/admin/renumber"
+    );
     if needs_sn && sn.is_empty() {
         return Response::new(400, "SN missing\n");
     }
@@ -61,6 +65,10 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request) -> Re
         ("POST", "/admin/forget") => {
             forget_registrations(state);
             out.push_str("forgot all registrations\n");
+        }
+        ("POST", "/admin/renumber") => {
+            state.renumber_commands();
+            out.push_str("queues dropped; command IDs start at 1 again\n");
         }
         ("GET", "/admin/serials") => {
             for s in state.serials() {

@@ -132,6 +132,20 @@ pub enum VersionKey {
     PushVersion,
 }
 
+/// Encrypted PUSH (docs/encrypted-push.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// No `/iclock/exchange` (404), as servers without encryption.
+    #[default]
+    Off,
+    /// Answers the exchange and announces `PushProtVer` in its bare `OK`
+    /// init answer too; plain devices are served as before.
+    Supported,
+    /// Like `Supported`, and every request but init and the exchange of a
+    /// serial without a channel gets 400.
+    Required,
+}
+
 /// Complete server configuration. `ServerConfig::default()` is a strict
 /// server that follows the spec text.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,11 +228,25 @@ pub struct ServerConfig {
     pub missing_endpoints: Vec<String>,
     /// Clock for the `Date` header and `rtdata`. Default system time.
     pub clock: Clock,
+    /// `ServerTZ` of the rtdata `type=time` answer (12.5.1), e.g. `+0800`;
+    /// `None` answers `DateTime` alone. Default `+0000`.
+    pub server_tz: Option<String>,
     /// Enable `/admin/*` endpoints (queue commands, list uploads). Default false.
     pub admin: bool,
     /// Commands queued for each serial when it first contacts the server
     /// (used by the demo to enrol users).
     pub initial_commands: Vec<String>,
+    /// Encrypted PUSH. Default [`Encryption::Off`].
+    pub encryption: Encryption,
+    /// Keep only the first line of an rtlog POST body and acknowledge it
+    /// `OK`, as servers that parse the body as one `${DataRecord}` (10.2)
+    /// do: every further record of the POST is lost. Default false.
+    pub rtlog_first_line_only: bool,
+    /// Fields appended, when it lacks them, to every record of a `DATA
+    /// UPDATE user` command as it is delivered, as servers written for
+    /// ZKTeco's C3/inBio panels send their user table (`SuperAuthorize=0`,
+    /// `Disable=0`). Default none.
+    pub extra_user_fields: Vec<(String, String)>,
 }
 
 impl Default for ServerConfig {
@@ -272,8 +300,12 @@ impl Default for ServerConfig {
             id_style: IdStyle::Sequential,
             missing_endpoints: Vec::new(),
             clock: Clock::System,
+            server_tz: Some("+0000".into()),
             admin: false,
             initial_commands: Vec::new(),
+            encryption: Encryption::Off,
+            rtlog_first_line_only: false,
+            extra_user_fields: Vec::new(),
         }
     }
 }
@@ -329,6 +361,28 @@ pub mod commands {
         )
     }
 
+    /// A user record as ZKTeco's own server demo sends it to C3/inBio
+    /// panels: 12.1.1.1's fields plus `SuperAuthorize` and `Disable`, which
+    /// the spec's user table does not list.
+    pub fn c3_user(pin: &str, card: u64, name: &str) -> String {
+        format!(
+            "DATA UPDATE user CardNo={card}\tPin={pin}\tPassword=\tGroup=0\tStartTime=0\tEndTime=0\tName={name}\tSuperAuthorize=0\tDisable=0"
+        )
+    }
+
+    /// A door permission as servers written for one-door terminals send it:
+    /// no `AuthorizeDoorId` and no `DevID`.
+    pub fn userauthorize_without_door(pin: &str, timezone: u32) -> String {
+        format!("DATA UPDATE userauthorize Pin={pin}\tAuthorizeTimezoneId={timezone}")
+    }
+
+    /// How many deployed servers enrol a person: the C3 user record and a
+    /// permission on time rule 1 without a door, and no `timezone` ever:
+    /// they rely on the panel's factory rule 1 ("accessible 24 hours").
+    pub fn deployed_enrolment(pin: &str, card: u64, name: &str) -> Vec<String> {
+        vec![c3_user(pin, card, name), userauthorize_without_door(pin, 1)]
+    }
+
     /// `CONTROL DEVICE 01<door>01<secs>` (8 hex digits), or with the operator
     /// byte appended (10 hex digits) when `operator` is given.
     pub fn open_door(door: u8, seconds: u8, operator: Option<u8>) -> String {
@@ -364,6 +418,14 @@ mod tests {
         assert_eq!(
             commands::data_update("user", &[("Pin", "1"), ("Name", "A B")], '\t', ' '),
             "DATA UPDATE user\tPin=1 Name=A B"
+        );
+        let enrol = commands::deployed_enrolment("2001", 4660, "Alice Smith");
+        assert_eq!(
+            enrol,
+            [
+                "DATA UPDATE user CardNo=4660\tPin=2001\tPassword=\tGroup=0\tStartTime=0\tEndTime=0\tName=Alice Smith\tSuperAuthorize=0\tDisable=0",
+                "DATA UPDATE userauthorize Pin=2001\tAuthorizeTimezoneId=1",
+            ]
         );
     }
 }

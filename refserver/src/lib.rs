@@ -31,20 +31,25 @@
 
 mod admin;
 pub mod config;
+pub mod crypto;
 pub mod fault;
 pub mod http;
+mod misbehave;
 mod protocol;
 mod range;
+pub mod secure;
 mod server;
 pub mod state;
+pub mod tls;
 
 pub use config::{
-    commands, AckMode, Approval, Clock, CmdFormat, CmdFormatChoice, Framing, IdStyle, InitReply,
-    LineEnding, ServerConfig, VersionKey,
+    commands, AckMode, Approval, Clock, CmdFormat, CmdFormatChoice, Encryption, Framing, IdStyle,
+    InitReply, LineEnding, ServerConfig, VersionKey,
 };
-pub use fault::{Fault, FaultKind, Target};
+pub use fault::{hostile_catalogue, Fault, FaultKind, HostileCase, Target};
 pub use server::RefServer;
 pub use state::{
     md5_hex, CommandResult, QueuedCommand, Record, Registration, RequestLog, Session, State,
     TokenCheck, Upload,
 };
+pub use tls::TlsIdentity;

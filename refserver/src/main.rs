@@ -19,6 +19,7 @@ ADMIN ENDPOINTS (unless --no-admin), e.g. with curl:
   curl 'http://HOST:PORT/admin/uploads?SN=X'    uploads with their bodies
   curl -X POST 'http://HOST:PORT/admin/approve?SN=X'   approve a serial (--serial-approval manual)
   curl -X POST 'http://HOST:PORT/admin/forget'  forget registrations (like a restarted server)
+  curl -X POST 'http://HOST:PORT/admin/renumber'  drop the queues, number commands from 1 again
   curl 'http://HOST:PORT/admin/serials'         serials seen
 
 SCRIPT FILE (--script): one command text per line, queued for each serial when
@@ -28,6 +29,13 @@ it first contacts the server. Empty lines and lines starting with # are skipped;
   DATA UPDATE userauthorize Pin=1\\tAuthorizeTimezoneId=1\\tAuthorizeDoorId=1
 
 Every request is printed on stdout; rtlog events are printed one per line.";
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EncryptionArg {
+    Off,
+    Supported,
+    Required,
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ApprovalArg {
@@ -128,6 +136,15 @@ struct Args {
     /// Announce the version as PushVersion instead of PushProtVer.
     #[arg(long)]
     push_version_key: bool,
+    /// Encrypted PUSH (docs/encrypted-push.md).
+    #[arg(long, value_enum, default_value = "off")]
+    encryption: EncryptionArg,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM PKCS#8 private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// RequestDelay (s) sent to devices.
     #[arg(long, default_value_t = 2)]
     request_delay: u32,
@@ -141,6 +158,13 @@ struct Args {
     /// Disable the /admin endpoints.
     #[arg(long)]
     no_admin: bool,
+    /// Read only the first record of each rtlog POST, as some servers do.
+    #[arg(long)]
+    rtlog_first_line_only: bool,
+    /// ServerTZ of the rtdata type=time answer (+HHMM), e.g. "$(date +%z)";
+    /// "none" leaves it out.
+    #[arg(long, default_value = "+0000", value_name = "ZONE")]
+    server_tz: String,
 }
 
 fn config_from(args: &Args) -> anyhow_free::Result<ServerConfig> {
@@ -194,7 +218,14 @@ fn config_from(args: &Args) -> anyhow_free::Result<ServerConfig> {
             VersionKey::PushProtVer
         },
         request_delay: args.request_delay,
+        encryption: match args.encryption {
+            EncryptionArg::Off => lintel_refserver::Encryption::Off,
+            EncryptionArg::Supported => lintel_refserver::Encryption::Supported,
+            EncryptionArg::Required => lintel_refserver::Encryption::Required,
+        },
         admin: !args.no_admin,
+        server_tz: (args.server_tz != "none").then(|| args.server_tz.clone()),
+        rtlog_first_line_only: args.rtlog_first_line_only,
         ..ServerConfig::default()
     };
     if let Some(path) = &args.script {
@@ -318,7 +349,12 @@ fn main() {
         .as_ref()
         .map(|sn| (sn.clone(), std::mem::take(&mut cfg.initial_commands)));
     let script_len = cfg.initial_commands.len();
-    let server = match RefServer::start_on(args.listen, cfg) {
+    let started = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => lintel_refserver::TlsIdentity::from_pem_files(cert, key)
+            .and_then(|identity| RefServer::start_tls_on(args.listen, cfg, &identity)),
+        _ => RefServer::start_on(args.listen, cfg),
+    };
+    let server = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("push-server: cannot listen on {}: {e}", args.listen);
@@ -372,11 +408,16 @@ mod tests {
             "--cmd-format",
             "prefixed",
             "--no-token-check",
+            "--rtlog-first-line-only",
+            "--server-tz",
+            "+0800",
         ]);
         let cfg = config_from(&args).unwrap();
         assert_eq!(cfg.approval, Approval::Manual);
         assert_eq!(cfg.cmd_format, CmdFormatChoice::Force(CmdFormat::Prefixed));
         assert!(!cfg.token_check);
         assert!(cfg.admin);
+        assert!(cfg.rtlog_first_line_only);
+        assert_eq!(cfg.server_tz.as_deref(), Some("+0800"));
     }
 }

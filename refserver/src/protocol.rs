@@ -133,7 +133,7 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request, seq: 
                     upload(state, cfg, &sn, req, seq, token)
                 }
                 ("GET", "/iclock/ping") => reply_line(cfg, "OK"),
-                ("GET", "/iclock/rtdata") => rtdata(cfg),
+                ("GET", "/iclock/rtdata") => rtdata(cfg, req),
                 ("GET", "/iclock/file") => iclock_file(state, req),
                 _ => html_error(404, &format!("no handler for {} {}", req.method, req.path)),
             };
@@ -231,6 +231,15 @@ fn init(state: &mut State, cfg: &ServerConfig, sn: &str, req: &Request) -> Handl
         InitReply::AlwaysBlock => true,
     };
     if !give_block {
+        if cfg.encryption != crate::config::Encryption::Off {
+            // docs/encrypted-push.md: an encrypting server names its version
+            // in every init answer, so an unregistered device can exchange.
+            let lines = [
+                "OK".to_string(),
+                format!("{}={}", version_key(cfg), cfg.push_prot_ver),
+            ];
+            return Handled::new(text(200, cfg.join_lines(&lines)), token);
+        }
         return Handled::new(reply_line(cfg, "OK"), token);
     }
     if !registered {
@@ -383,11 +392,12 @@ fn getrequest(state: &mut State, cfg: &ServerConfig, sn: &str) -> Response {
             continue;
         }
         cmd.deliveries += 1;
+        let text = with_extra_user_fields(&cmd.text, &cfg.extra_user_fields);
         lines.push(match format {
-            CmdFormat::Plain => format!("C:{}:{}", cmd.id, cmd.text),
+            CmdFormat::Plain => format!("C:{}:{text}", cmd.id),
             CmdFormat::Prefixed => format!(
-                "DataType=1,SN={sn},Priority=0,CmdID={},CmdDesc=C:{}:{}",
-                cmd.id, cmd.id, cmd.text
+                "DataType=1,SN={sn},Priority=0,CmdID={},CmdDesc=C:{}:{text}",
+                cmd.id, cmd.id
             ),
         });
     }
@@ -395,6 +405,34 @@ fn getrequest(state: &mut State, cfg: &ServerConfig, sn: &str) -> Response {
         return reply_line(cfg, "OK");
     }
     text(200, cfg.join_lines(&lines))
+}
+
+/// A `DATA UPDATE user` command with `extra` appended to each record that
+/// lacks the field; any other command as it is.
+fn with_extra_user_fields(text: &str, extra: &[(String, String)]) -> String {
+    let lower = text.to_ascii_lowercase();
+    let is_user_update =
+        lower.starts_with("data update user ") || lower.starts_with("data update user\t");
+    if extra.is_empty() || !is_user_update {
+        return text.to_string();
+    }
+    text.split('\n')
+        .map(|record| {
+            let mut line = record.trim_end_matches('\r').to_string();
+            for (k, v) in extra {
+                let has = line.split(['\t', ' ']).any(|f| {
+                    f.split('=')
+                        .next()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(k))
+                });
+                if !has {
+                    line.push_str(&format!("\t{k}={v}"));
+                }
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Parses `ID=..&Return=..&CMD=..[&more]`.
@@ -521,7 +559,18 @@ fn upload(
     seq: u64,
     token: TokenCheck,
 ) -> Response {
-    let parsed = parse_records(req, &req.body);
+    let mut parsed = parse_records(req, &req.body);
+    let first_line_only = cfg.rtlog_first_line_only
+        && req.path == "/iclock/cdata"
+        && req
+            .query_value("table")
+            .is_some_and(|t| t.eq_ignore_ascii_case("rtlog"));
+    if first_line_only {
+        // The body is read as one record: whatever follows it is dropped.
+        if let Ok(records) = &mut parsed {
+            records.truncate(1);
+        }
+    }
     let records = parsed.clone().unwrap_or_default();
     let declared = req
         .query_value("count")
@@ -530,7 +579,7 @@ fn upload(
         && req.path != "/iclock/fdata"
         && req.query_value("datafmt") != Some("3");
     let count_matches = match declared {
-        Some(c) if counts_records && parsed.is_ok() => Some(c == records.len()),
+        Some(c) if counts_records && parsed.is_ok() && !first_line_only => Some(c == records.len()),
         _ => None,
     };
     let table = if req.path == "/iclock/querydata" {
@@ -592,17 +641,24 @@ fn upload(
     response
 }
 
-/// `GET /iclock/rtdata?type=time`: `DateTime=<Appendix 5 seconds>,ServerTZ=+0000`.
-fn rtdata(cfg: &ServerConfig) -> Response {
+/// `GET /iclock/rtdata?type=time`: `DateTime=<Appendix 5 seconds of GMT>,ServerTZ=<zone>`.
+fn rtdata(cfg: &ServerConfig, req: &Request) -> Response {
+    if !req
+        .query_value("type")
+        .is_some_and(|t| t.eq_ignore_ascii_case("time"))
+    {
+        return text(400, "rtdata answers type=time only");
+    }
     let secs = cfg
         .clock
         .now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    reply_line(
-        cfg,
-        format!("DateTime={},ServerTZ=+0000", old_encode_time(secs)),
-    )
+    let mut line = format!("DateTime={}", old_encode_time(secs));
+    if let Some(tz) = &cfg.server_tz {
+        line.push_str(&format!(",ServerTZ={tz}"));
+    }
+    reply_line(cfg, line)
 }
 
 /// Appendix 5 `OldEncodeTime` of a Unix time (UTC).
@@ -690,6 +746,26 @@ mod tests {
             .contains(&("RecordSum".to_string(), "41".to_string())));
         assert!(parse_result("ID=1&Return=x&CMD=DATA").is_none());
         assert!(parse_result("Return=0&CMD=DATA").is_none());
+    }
+
+    #[test]
+    fn extra_user_fields_go_on_every_user_record_that_lacks_them() {
+        let extra = vec![
+            ("SuperAuthorize".to_string(), "0".to_string()),
+            ("Disable".to_string(), "0".to_string()),
+        ];
+        assert_eq!(
+            with_extra_user_fields("DATA UPDATE user Pin=1\tName=A\nPin=2\tdisable=1", &extra),
+            "DATA UPDATE user Pin=1\tName=A\tSuperAuthorize=0\tDisable=0\nPin=2\tdisable=1\tSuperAuthorize=0"
+        );
+        assert_eq!(
+            with_extra_user_fields("DATA UPDATE userauthorize Pin=1", &extra),
+            "DATA UPDATE userauthorize Pin=1"
+        );
+        assert_eq!(
+            with_extra_user_fields("DATA UPDATE user Pin=1", &[]),
+            "DATA UPDATE user Pin=1"
+        );
     }
 
     #[test]

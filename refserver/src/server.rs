@@ -25,6 +25,8 @@ struct Inner {
 
 struct Shared {
     inner: Mutex<Inner>,
+    /// HTTPS: every connection is TLS with this identity (see `start_tls`).
+    tls: Option<Arc<rustls::ServerConfig>>,
     changed: Condvar,
     /// Live connections, so `stop` can cut them (a restarted server drops them).
     connections: Mutex<Vec<(u64, TcpStream)>>,
@@ -60,7 +62,35 @@ impl RefServer {
 
     /// Starts on `addr` (port 0 picks a free port).
     pub fn start_on(addr: SocketAddr, cfg: ServerConfig) -> io::Result<RefServer> {
+        Self::start_with(addr, cfg, None)
+    }
+
+    /// Starts an HTTPS server on `127.0.0.1` with a free port, presenting
+    /// `identity` (tests make theirs with a CA of their own).
+    pub fn start_tls(
+        cfg: ServerConfig,
+        identity: &crate::tls::TlsIdentity,
+    ) -> io::Result<RefServer> {
+        Self::start_tls_on(SocketAddr::from(([127, 0, 0, 1], 0)), cfg, identity)
+    }
+
+    /// Starts an HTTPS server on `addr`.
+    pub fn start_tls_on(
+        addr: SocketAddr,
+        cfg: ServerConfig,
+        identity: &crate::tls::TlsIdentity,
+    ) -> io::Result<RefServer> {
+        let config = crate::tls::server_config(identity)?;
+        Self::start_with(addr, cfg, Some(config))
+    }
+
+    fn start_with(
+        addr: SocketAddr,
+        cfg: ServerConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<RefServer> {
         let shared = Arc::new(Shared {
+            tls,
             inner: Mutex::new(Inner {
                 state: State::default(),
                 config: cfg,
@@ -93,9 +123,14 @@ impl RefServer {
         Ok(())
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` for a TLS
+    /// server (its certificate must name the IP address 127.0.0.1).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.shared.tls.is_some() {
+            format!("https://127.0.0.1:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -178,6 +213,14 @@ impl RefServer {
     /// empty database: the next init answers `OK` and old tokens get 401.
     pub fn forget_registrations(&self) {
         crate::admin::forget_registrations(&mut self.shared.lock().state);
+    }
+
+    /// Numbers commands from 1 again and drops the queues, as a server that
+    /// keeps both in memory does when it restarts (interop.md: IDs are not
+    /// unique over time). Combine with `restart` and `forget_registrations`
+    /// for the whole restart.
+    pub fn renumber_commands(&self) {
+        self.shared.lock().state.renumber_commands();
     }
 
     /// Gives `sn` a new SessionID now (servers that rotate it daily); returns
@@ -319,11 +362,22 @@ const GARBAGE: &[u8] = b"\xff\xfe\x00\x13\x8f<\x00garbage\xc3\x28\xa0\xa1\r\n\x0
 
 fn serve_connection(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-    let Ok(write_half) = stream.try_clone() else {
+    let Ok(socket) = stream.try_clone() else {
         return;
     };
-    let mut writer = write_half;
-    let mut reader = BufReader::new(stream);
+    match &shared.tls {
+        None => serve_stream(stream, &socket, shared),
+        Some(config) => match rustls::ServerConnection::new(config.clone()) {
+            Ok(conn) => serve_stream(rustls::StreamOwned::new(conn, stream), &socket, shared),
+            Err(e) => log::warn!("TLS setup failed: {e}"),
+        },
+    }
+}
+
+/// One connection's requests, over plain TCP or TLS; `socket` is the TCP
+/// socket underneath (for shutdown and resets).
+fn serve_stream<S: io::Read + io::Write>(io: S, socket: &TcpStream, shared: &Shared) {
+    let mut reader = BufReader::new(io);
     loop {
         let req = match http::read_request(&mut reader) {
             Ok(r) => r,
@@ -331,7 +385,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
                 log::debug!("malformed request: {why}; answering 400 and closing");
                 let resp = Response::new(400, format!("bad request: {why}").into_bytes());
                 let _ = http::write_response(
-                    &mut writer,
+                    reader.get_mut(),
                     &resp,
                     Framing::ContentLength,
                     false,
@@ -370,17 +424,36 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         };
         shared.changed.notify_all();
         let Some(resp) = resp else {
-            // CloseWithoutReply.
+            // CloseWithoutReply, or Hang: silent until the client gives up.
+            if let Some(FaultKind::Hang(max)) = &fault {
+                crate::misbehave::hold(socket, *max);
+            }
             return;
         };
         if reset {
             // SO_LINGER 0 makes close() send RST instead of FIN.
-            let _ = socket2::SockRef::from(&writer).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
         }
-        let written = http::write_response(&mut writer, &resp, framing, keep_alive, cut);
+        if let Some(kind) = &fault {
+            match crate::misbehave::write(kind, reader.get_mut(), &resp, keep_alive) {
+                Some(Ok(crate::misbehave::After::KeepAlive)) => continue,
+                Some(Ok(crate::misbehave::After::HoldThenClose(max))) => {
+                    crate::misbehave::hold(socket, max);
+                    let _ = socket.shutdown(Shutdown::Write);
+                    return;
+                }
+                Some(_) => {
+                    let _ = socket.shutdown(Shutdown::Write);
+                    return;
+                }
+                None => {}
+            }
+        }
+        let written = http::write_response(reader.get_mut(), &resp, framing, keep_alive, cut);
+        let _ = reader.get_mut().flush();
         if !matches!(written, Ok(true)) || !keep_alive {
             if !reset {
-                let _ = writer.shutdown(Shutdown::Write);
+                let _ = socket.shutdown(Shutdown::Write);
             }
             return;
         }
@@ -396,33 +469,85 @@ fn respond(
     let seq = inner.state.next_seq;
     inner.state.next_seq += 1;
     let cfg = &inner.config;
+    let mut sealed = false;
+    let mut logged_body = None;
     let (resp, token) = match fault {
-        Some(FaultKind::CloseWithoutReply) => (None, None),
+        Some(FaultKind::CloseWithoutReply | FaultKind::Hang(_)) => (None, None),
         Some(FaultKind::Status(s)) => (
             Some(crate::protocol::html_error(*s, "injected fault")),
             None,
         ),
-        _ => {
-            let handled = crate::protocol::handle(&mut inner.state, cfg, req, seq);
-            let mut resp = handled.response;
-            if fault == Some(&FaultKind::GarbageBody) {
-                resp.body = GARBAGE.to_vec();
-            }
-            (Some(resp), handled.token)
+        _ if req.path == "/iclock/exchange" && req.method.eq_ignore_ascii_case("POST") => {
+            let sn = req.query_value("SN").unwrap_or_default().to_string();
+            crate::secure::open_request(&mut inner.state, cfg, req);
+            (
+                Some(crate::secure::exchange(
+                    &mut inner.state,
+                    cfg,
+                    &sn,
+                    req,
+                    fault,
+                )),
+                None,
+            )
         }
+        _ => match crate::secure::open_request(&mut inner.state, cfg, req) {
+            crate::secure::Opened::Refused(resp) => (Some(resp), None),
+            opened => {
+                let plain;
+                let handled_req = if let crate::secure::Opened::Body(body) = &opened {
+                    sealed = true;
+                    plain = Request {
+                        body: body.clone(),
+                        ..req.clone()
+                    };
+                    logged_body = Some(body.clone());
+                    &plain
+                } else {
+                    req
+                };
+                let handled = crate::protocol::handle(&mut inner.state, cfg, handled_req, seq);
+                let mut resp = handled.response;
+                if sealed {
+                    resp = crate::secure::seal_response(&mut inner.state, req, resp, fault);
+                }
+                match fault {
+                    Some(FaultKind::GarbageBody) => resp.body = GARBAGE.to_vec(),
+                    Some(FaultKind::ReplaceBody {
+                        status,
+                        body,
+                        headers,
+                    }) => {
+                        resp.status = status.unwrap_or(resp.status);
+                        resp.body = body.clone();
+                        resp.headers.extend(headers.iter().cloned());
+                    }
+                    _ => {}
+                }
+                (Some(resp), handled.token)
+            }
+        },
     };
-    let resp = resp.map(|r| decorate(r, cfg));
+    let resp = resp.map(|r| decorate(r, cfg)).map(|r| match fault {
+        Some(kind) => crate::misbehave::reshape(kind, req, r),
+        None => r,
+    });
     inner.state.requests.push(RequestLog {
         seq,
         method: req.method.clone(),
         path: req.path.clone(),
         query: req.query.clone(),
         headers: req.headers.clone(),
-        body: req.body.clone(),
+        body: logged_body.unwrap_or_else(|| req.body.clone()),
         status: resp.as_ref().map_or(0, |r| r.status),
         token,
-        fault: fault.map(|f| format!("{f:?}")),
+        // A replaced body can be megabytes: the log names its size only.
+        fault: fault.map(|f| match f {
+            FaultKind::ReplaceBody { body, .. } => format!("ReplaceBody({} bytes)", body.len()),
+            other => format!("{other:?}"),
+        }),
         handled_at: std::time::Instant::now(),
+        sealed,
     });
     (resp, cfg.framing)
 }

@@ -160,6 +160,9 @@ pub struct RequestLog {
     pub fault: Option<String>,
     /// When the server had handled it (for rates measured at the server).
     pub handled_at: std::time::Instant,
+    /// It came over an encrypted channel: a POST body was sealed (`body`
+    /// is its plaintext), a GET's answer was sealed.
+    pub sealed: bool,
 }
 
 impl RequestLog {
@@ -196,6 +199,7 @@ pub struct State {
     pub(crate) approved: HashSet<String>,
     pub(crate) refused_connections: u64,
     pub(crate) next_seq: u64,
+    pub(crate) secure: crate::secure::Secure,
     next_cmd_id: u64,
     used_ids: HashSet<String>,
     rng: u64,
@@ -213,6 +217,7 @@ impl Default for State {
             approved: HashSet::new(),
             refused_connections: 0,
             next_seq: 1,
+            secure: Default::default(),
             next_cmd_id: 1,
             used_ids: HashSet::new(),
             rng: seed | 1,
@@ -224,6 +229,21 @@ const EMPTY_RESULTS: &[CommandResult] = &[];
 const EMPTY_UPLOADS: &[Upload] = &[];
 
 impl State {
+    /// Completed key exchanges of `sn` (encrypted PUSH).
+    pub fn exchanges(&self, sn: &str) -> u32 {
+        self.secure.exchanges.get(sn).copied().unwrap_or(0)
+    }
+
+    /// Whether `sn` has an encrypted channel now.
+    pub fn encrypted(&self, sn: &str) -> bool {
+        self.secure.has_channel(sn)
+    }
+
+    /// Sealed request bodies the server refused, in order.
+    pub fn seal_rejections(&self) -> &[crate::secure::SealRejection] {
+        &self.secure.rejections
+    }
+
     /// Every request in arrival order.
     pub fn requests(&self) -> &[RequestLog] {
         &self.requests
@@ -344,6 +364,17 @@ impl State {
         }
     }
 
+    /// Forgets every queued command and the IDs handed out, so the next
+    /// server-assigned ID is 1 again: a server that keeps its counter and
+    /// queue in memory, restarted. Results and uploads stay recorded.
+    pub(crate) fn renumber_commands(&mut self) {
+        self.next_cmd_id = 1;
+        self.used_ids.clear();
+        for device in self.devices.values_mut() {
+            device.queue.clear();
+        }
+    }
+
     pub(crate) fn mark_id_used(&mut self, id: &str) {
         self.used_ids.insert(id.to_string());
     }
@@ -373,6 +404,22 @@ mod tests {
             md5_hex("Uy47fxftP3338315420000230BFB04B2C8AECC72C01C03BFD549D15")
         );
         assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn renumbering_starts_the_ids_at_1_again() {
+        let mut st = State::default();
+        let style = crate::config::IdStyle::Sequential;
+        assert_eq!(st.new_command_id(style, 0), 1);
+        assert_eq!(st.new_command_id(style, 0), 2);
+        st.device_mut("A").queue.push(QueuedCommand {
+            id: "2".into(),
+            text: "X".into(),
+            deliveries: 1,
+        });
+        st.renumber_commands();
+        assert!(st.pending_commands("A").is_empty());
+        assert_eq!(st.new_command_id(style, 0), 1);
     }
 
     #[test]

@@ -266,3 +266,194 @@ fn malformed_request_gets_400() {
     let r = read_reply(&mut BufReader::new(s)).unwrap();
     assert_eq!(r.status, 400);
 }
+
+/// Raw bytes of one exchange on a fresh connection, until the server
+/// closes (or `wait` passes without more bytes).
+fn raw_exchange(server: &RefServer, target: &str, wait: Duration) -> Vec<u8> {
+    let mut s = connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(&request_bytes(
+        "GET",
+        target,
+        None,
+        b"",
+        &[("Connection", "close")],
+    ))
+    .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+fn body_of(raw: &[u8]) -> &[u8] {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    &raw[end..]
+}
+
+fn head_of(raw: &[u8]) -> String {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+#[test]
+fn content_length_short_and_long() {
+    let server = open_server();
+    server.set_fault(Fault::new(FaultKind::ContentLengthOff(-1)).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert_eq!(r.header("Content-Length"), Some("1"));
+    assert_eq!(r.body, b"O", "the client reads only what was announced");
+    server.set_fault(Fault::new(FaultKind::ContentLengthOff(100)).times(1));
+    let started = std::time::Instant::now();
+    let raw = raw_exchange(&server, "/iclock/ping?SN=A", Duration::from_millis(500));
+    assert!(head_of(&raw).contains("Content-Length: 102"));
+    assert_eq!(body_of(&raw), b"OK");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the connection stays open for the bytes that never come"
+    );
+}
+
+#[test]
+fn chunked_valid_and_broken() {
+    let server = open_server();
+    server.set_fault(Fault::new(FaultKind::Chunked).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert_eq!(r.header("Transfer-Encoding"), Some("chunked"));
+    assert_eq!(r.text(), "OK");
+    server.set_fault(Fault::new(FaultKind::BrokenChunked).times(1));
+    let raw = raw_exchange(&server, "/iclock/ping?SN=A", Duration::from_secs(5));
+    assert!(head_of(&raw).contains("Transfer-Encoding: chunked"));
+    assert_eq!(body_of(&raw), b"1\r\nO\r\nzz; not a size\r\nK\r\n");
+    assert!(
+        send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"")
+            .unwrap()
+            .text()
+            == "OK"
+    );
+}
+
+#[test]
+fn gzip_valid_garbage_and_bomb() {
+    use std::io::Read as _;
+    let server = open_server();
+    server.set_fault(Fault::new(FaultKind::Gzip).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "OK");
+
+    server.set_fault(Fault::new(FaultKind::GzipGarbage).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    let mut out = Vec::new();
+    assert!(flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut out)
+        .is_err());
+
+    server.set_fault(Fault::new(FaultKind::GzipBomb { inflated: 8 << 20 }).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert!(
+        r.body.len() < 64 * 1024,
+        "{} bytes on the wire",
+        r.body.len()
+    );
+    let mut inflated = 0u64;
+    let mut dec = flate2::read::GzDecoder::new(&r.body[..]);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match dec.read(&mut buf).unwrap() {
+            0 => break,
+            n => inflated += n as u64,
+        }
+    }
+    assert_eq!(inflated, 8 << 20);
+}
+
+#[test]
+fn huge_bodies_and_junk_lines_are_streamed() {
+    let server = open_server();
+    server.set_fault(Fault::new(FaultKind::HugeBody { bytes: 3 << 20 }).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert_eq!(r.body.len(), 3 << 20);
+    assert!(r.body.starts_with(b"OK\n###"));
+    server.set_fault(Fault::new(FaultKind::JunkLines { lines: 1000 }).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1001);
+    assert_eq!(lines[0], "OK");
+    assert!(lines[1..].iter().all(|l| *l == "x"));
+}
+
+#[test]
+fn slow_drip_hang_and_non_utf8() {
+    let server = open_server();
+    server.set_fault(
+        Fault::new(FaultKind::SlowDrip {
+            chunk: 50,
+            pause: Duration::from_millis(5),
+        })
+        .times(1),
+    );
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert_eq!(r.text(), "OK", "a dripped reply is still whole");
+
+    server.set_fault(Fault::new(FaultKind::Hang(Duration::from_secs(30))).times(1));
+    let started = std::time::Instant::now();
+    let raw = raw_exchange(&server, "/iclock/ping?SN=A", Duration::from_millis(300));
+    assert!(raw.is_empty(), "no byte of an answer");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(server.requests().last().unwrap().status, 0);
+
+    server.set_fault(Fault::new(FaultKind::NonUtf8Line).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert!(r.body.starts_with(b"OK\n"));
+    assert!(std::str::from_utf8(&r.body).is_err());
+}
+
+#[test]
+fn bad_dates_replace_or_drop_the_header() {
+    let server = open_server();
+    server.set_fault(
+        Fault::new(FaultKind::BadDate(Some(
+            "Thu, 01 Jan 1970 00:00:00 GMT".into(),
+        )))
+        .times(1),
+    );
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert_eq!(r.headers_named("Date"), ["Thu, 01 Jan 1970 00:00:00 GMT"]);
+    server.set_fault(Fault::new(FaultKind::BadDate(None)).times(1));
+    let r = send(server.addr(), "GET", "/iclock/ping?SN=A", None, b"").unwrap();
+    assert!(r.header("Date").is_none());
+}
+
+#[test]
+fn garbage_config_spoils_only_configuration_answers() {
+    let server = RefServer::start(ServerConfig::default()).unwrap();
+    server.set_fault(Fault::new(FaultKind::GarbageConfig));
+    let token = register(&server, SN, CAPS);
+    let push = send(
+        server.addr(),
+        "POST",
+        &format!("/iclock/push?SN={SN}"),
+        Some(&token),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(push.status, 200);
+    let text = push.text();
+    assert!(text.contains("ErrorDelay=30"), "real lines first: {text}");
+    assert!(text.contains("ErrorDelay=18446744073709551615"));
+    let ping = send(
+        server.addr(),
+        "GET",
+        &format!("/iclock/ping?SN={SN}"),
+        Some(&token),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(ping.text(), "OK");
+}

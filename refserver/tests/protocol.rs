@@ -836,3 +836,80 @@ fn odd_charset_time_ids_and_mixed_line_endings() {
     .unwrap();
     assert_eq!(init.text(), "OK\r\n");
 }
+
+#[test]
+fn deployed_server_behaviours_of_issue_10() {
+    let server = RefServer::start(ServerConfig {
+        rtlog_first_line_only: true,
+        server_tz: Some("+0800".into()),
+        extra_user_fields: vec![("SuperAuthorize".into(), "0".into())],
+        clock: Clock::Fixed(UNIX_EPOCH + Duration::from_secs(946_684_800 + 61)),
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let token = register(&server, SN, CAPS);
+    let addr = server.addr();
+
+    // Only the first line of an rtlog POST is taken, whatever count= says.
+    let r = send(
+        addr,
+        "POST",
+        &format!("/iclock/cdata?SN={SN}&table=rtlog&count=2"),
+        Some(&token),
+        RTLOG.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "OK"));
+    assert_eq!(server.rtlog(SN).len(), 1);
+    assert_eq!(server.uploads(SN)[0].count_matches, None);
+
+    // rtdata: GMT in Appendix 5 seconds and the configured zone.
+    let rt = send(
+        addr,
+        "GET",
+        &format!("/iclock/rtdata?SN={SN}&type=time"),
+        Some(&token),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(rt.text(), "DateTime=61,ServerTZ=+0800");
+    let other = send(
+        addr,
+        "GET",
+        &format!("/iclock/rtdata?SN={SN}&type=other"),
+        Some(&token),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(other.status, 400);
+
+    // User records get the C3 fields on delivery; IDs start at 1 again
+    // after a renumbering, with the old queue gone.
+    let poll = || {
+        send(
+            addr,
+            "GET",
+            &format!("/iclock/getrequest?SN={SN}"),
+            Some(&token),
+            b"",
+        )
+        .unwrap()
+        .text()
+    };
+    assert_eq!(server.queue_command(SN, "DATA UPDATE user Pin=1"), 1);
+    assert_eq!(
+        server.queue_command(SN, "DATA UPDATE userauthorize Pin=1"),
+        2
+    );
+    assert_eq!(
+        poll(),
+        "C:1:DATA UPDATE user Pin=1\tSuperAuthorize=0\nC:2:DATA UPDATE userauthorize Pin=1"
+    );
+    server.renumber_commands();
+    assert!(server.pending_commands(SN).is_empty());
+    assert_eq!(
+        server.queue_command(SN, "DATA DELETE userauthorize Pin=1"),
+        1
+    );
+    assert_eq!(poll(), "C:1:DATA DELETE userauthorize Pin=1");
+}
