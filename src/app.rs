@@ -34,8 +34,16 @@ pub enum AppError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),
-    #[error("upgrade key {path}: {message}")]
+    #[error("upgrade.public_key {path}: {message}")]
     UpgradeKey { path: PathBuf, message: String },
+    #[error("device.data_dir {path}: {message}")]
+    DataDir { path: PathBuf, message: String },
+    #[error("board file: {key} {path}: {message}")]
+    Device {
+        key: String,
+        path: PathBuf,
+        message: String,
+    },
     #[error("cannot start thread {name}: {source}")]
     Thread {
         name: &'static str,
@@ -52,6 +60,9 @@ pub struct StartOptions {
     pub extra_executors: Vec<Box<dyn CommandExecutor>>,
     /// Monotonic time of the engine's relay and alarm timers (tests move it).
     pub monotonic: Arc<dyn crate::engine::Monotonic>,
+    /// Where the system's zone is read while the server has given none
+    /// (tests give theirs, so the machine's zone does not leak in).
+    pub system_zone: crate::clock::zone::SystemZoneSource,
 }
 
 impl StartOptions {
@@ -68,14 +79,11 @@ impl StartOptions {
         };
         StartOptions {
             clock: Arc::new(DeviceClock::new(config.device.utc_offset_minutes)),
-            transport: Box::new(if config.server.url.trim().starts_with("https://") {
-                UreqTransport::with_ca_file(&config.server.ca_file)
-            } else {
-                UreqTransport::with_ca_file(std::path::Path::new(""))
-            }),
+            transport: Box::new(UreqTransport::with_tls(&config.tls())),
             platform,
             extra_executors: Vec::new(),
             monotonic: Arc::new(crate::engine::SystemMonotonic),
+            system_zone: crate::clock::zone::SystemZoneSource::from_env(),
         }
     }
 }
@@ -110,6 +118,75 @@ pub fn upgrade_root(config: &Config) -> PathBuf {
     from_exe.unwrap_or_else(|| config.device.data_dir.join("firmware"))
 }
 
+/// Largest public key file read (a 8192-bit key in PEM is under 2 KB).
+const MAX_KEY_FILE_BYTES: u64 = 16 * 1024;
+
+/// Everything `run` checks before it starts anything, and `check-config`
+/// checks too: the board file, the devices it names, the data directory
+/// and the upgrade key. One function, so the two cannot disagree.
+pub struct Checked {
+    pub board: BoardConfig,
+    pub upgrade: UpgradeEnv,
+}
+
+/// See [`Checked`]. Leaves nothing behind (the writability probe is removed).
+pub fn check(config: &Config) -> Result<Checked, AppError> {
+    let board = BoardConfig::load(&config.device.board)?;
+    check_devices(&board)?;
+    check_data_dir(&config.device.data_dir)?;
+    let upgrade = upgrade_env(config)?;
+    Ok(Checked { board, upgrade })
+}
+
+/// The GPIO chips and ttys of a Linux board must be character devices.
+fn check_devices(board: &BoardConfig) -> Result<(), AppError> {
+    use std::os::unix::fs::FileTypeExt;
+    for (key, path) in board.device_paths() {
+        let problem = match std::fs::metadata(&path) {
+            Ok(meta) if meta.file_type().is_char_device() => continue,
+            Ok(_) => "is not a character device".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        return Err(AppError::Device {
+            key,
+            path,
+            message: problem,
+        });
+    }
+    Ok(())
+}
+
+/// The data directory must be a directory the firmware can write, or be
+/// creatable (its nearest existing ancestor is a writable directory).
+fn check_data_dir(dir: &Path) -> Result<(), AppError> {
+    let bad = |message: String| AppError::DataDir {
+        path: dir.to_owned(),
+        message,
+    };
+    let mut existing = dir;
+    loop {
+        match std::fs::metadata(existing) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(bad(format!("{} is not a directory", existing.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                existing = existing
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .ok_or_else(|| bad("no part of the path exists".into()))?;
+            }
+            Err(e) => return Err(bad(format!("{}: {e}", existing.display()))),
+        }
+    }
+    let probe = existing.join(format!(".lintel-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| bad(format!("{} is not writable: {e}", existing.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 fn upgrade_env(config: &Config) -> Result<UpgradeEnv, AppError> {
     let public_key = match &config.upgrade.public_key {
         None => None,
@@ -118,10 +195,19 @@ fn upgrade_env(config: &Config) -> Result<UpgradeEnv, AppError> {
                 path: path.clone(),
                 message,
             };
-            let pem = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            let pem = lintel_hal::textfile::read_capped(path, MAX_KEY_FILE_BYTES)
+                .map_err(|e| bad(e.to_string()))?;
             Some(parse_public_key_pem(&pem).map_err(|e| bad(e.to_string()))?)
         }
     };
+    if config.upgrade.allow_unsigned {
+        log::warn!(
+            "[upgrade] allow_unsigned is set: UPGRADE installs packages nobody signed; \
+             remove it and set public_key on a device in service"
+        );
+    } else if public_key.is_none() {
+        log::info!("no [upgrade] public_key: UPGRADE commands are refused (-24)");
+    }
     let mut trial = TrialPolicy::default();
     if let Some(secs) = config.upgrade.trial_seconds {
         trial.register_timeout_secs = secs;
@@ -129,6 +215,7 @@ fn upgrade_env(config: &Config) -> Result<UpgradeEnv, AppError> {
     Ok(UpgradeEnv {
         slots_root: upgrade_root(config),
         public_key,
+        allow_unsigned: config.upgrade.allow_unsigned,
         trial,
     })
 }
@@ -145,16 +232,30 @@ pub fn device_description(config: &Config, board: &BoardConfig) -> DeviceDescrip
         aux_out_count: board.aux_out_count(),
         max_package_size: config.server.max_package_size,
         cmd_format: config.server.cmd_format,
+        rs485_readers: board.has_osdp_readers(),
     }
 }
 
 impl Firmware {
     pub fn start(config: &Config, options: StartOptions) -> Result<Firmware, AppError> {
-        let board = BoardConfig::load(&config.device.board)?;
+        let Checked {
+            board,
+            upgrade: upgrade_env,
+        } = check(config)?;
         let store = Store::open(&config.device.data_dir)?;
+        let zone = crate::clock::zone::startup_zone(
+            store.option(crate::store::SERVER_ZONE_KEY)?.as_deref(),
+            &options.system_zone,
+            config.device.utc_offset_minutes,
+        );
+        log::info!("local time is read in the {}", zone.describe());
+        options.clock.set_zone(zone);
         let (input_tx, input_rx) = channel::<lintel_hal::InputEvent>();
         let mut hal = lintel_hal::open(&board, &config.device.data_dir, input_tx)?;
         let (session_tx, session_rx) = channel();
+        // The encrypted channel: established by the session, used by
+        // remote identification too.
+        let sealed_channel = crate::session::sealed::SharedChannel::default();
         let liveness = Liveness::new();
         // The access-control engine owns the doors: the HAL's inputs and the
         // lock and aux outputs, with its own database connection.
@@ -168,11 +269,14 @@ impl Firmware {
                 rtstate_period: Duration::from_secs(60),
                 grant_probe: None,
                 // Used only while the server sets AutoServerFunOn=1.
-                remote: Some(Arc::new(crate::engine::remote::HttpRemote::new(
-                    config.server_base(),
-                    &config.device.serial,
-                    &config.server.ca_file,
-                ))),
+                remote: Some(Arc::new(
+                    crate::engine::remote::HttpRemote::new(
+                        config.server_base(),
+                        &config.device.serial,
+                        config.tls(),
+                    )
+                    .sealed_by(config.server.encryption, sealed_channel.clone()),
+                )),
                 liveness: Some(liveness.clone()),
             },
             Store::open(&config.device.data_dir)?,
@@ -193,16 +297,19 @@ impl Firmware {
             server_url: config.server_base().to_owned(),
             device: device_description(config, &board),
             batch_results: config.server.batch_results,
+            batch_rtlog: config.server.batch_rtlog,
             push_options: config.server.push_options,
             error_delay: Duration::from_secs(config.server.error_delay_sec),
             request_delay: Duration::from_secs(config.server.request_delay_sec),
             timeout: Duration::from_secs(config.server.timeout_sec),
+            allowed_download_hosts: config.server.download_hosts(),
+            encryption: config.server.encryption,
+            channel: sealed_channel,
         };
         let mut dispatcher = Dispatcher::new();
         for executor in options.extra_executors {
             dispatcher.register(executor);
         }
-        let upgrade_env = upgrade_env(config)?;
         let lifecycle = UpgradeLifecycle::new(Slots::new(&upgrade_env.slots_root));
         let now = u64::try_from(options.clock.now_utc().timestamp()).unwrap_or(0);
         if lifecycle.on_start(now) == LifecycleAction::Restart {

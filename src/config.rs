@@ -52,8 +52,11 @@ pub struct DeviceConfig {
     /// `~DeviceName` in the registration line. Default `lintel`.
     #[serde(default = "default_device_name")]
     pub name: String,
-    /// Offset of local time from UTC in minutes, used for record times and
-    /// time zones. Default 0. The server can change it with SET OPTIONS.
+    /// Offset of local time from UTC in minutes, for record times and time
+    /// rules when nothing better is known. Default 0. Precedence: the zone
+    /// the server gives (rtdata ServerTZ, MachineTZ; kept across restarts),
+    /// else the system's zone (TZ, else /etc/localtime, with its DST
+    /// rules), else this offset.
     #[serde(default)]
     pub utc_offset_minutes: i32,
     /// MAC address reported at registration. Default: none reported.
@@ -66,25 +69,35 @@ pub struct DeviceConfig {
 pub struct ServerConfig {
     /// Base URL of the PUSH server, `http://` or `https://`. Required.
     pub url: String,
-    /// Network timeout in seconds until the server sends TimeoutSec. Default 10.
+    /// Network timeout in seconds until the server sends TimeoutSec, 1 to
+    /// 600. Default 10.
     #[serde(default = "default_timeout_sec")]
     pub timeout_sec: u64,
-    /// Reconnect delay in seconds until the server sends ErrorDelay. Default 30.
+    /// Reconnect delay in seconds until the server sends ErrorDelay, 1 to
+    /// 3600. Default 30.
     #[serde(default = "default_error_delay")]
     pub error_delay_sec: u64,
-    /// Poll interval in seconds until the server sends RequestDelay. Default 30.
+    /// Poll interval in seconds until the server sends RequestDelay, 1 to
+    /// 3600. Default 30.
     #[serde(default = "default_request_delay")]
     pub request_delay_sec: u64,
     /// Post several command results in one `/iclock/devicecmd` request, joined by
     /// LF. Only for servers known to accept it (interop.md). Default false.
     #[serde(default)]
     pub batch_results: bool,
+    /// Post several real-time events in one rtlog request, joined by LF. 10.2
+    /// describes the body as one record and some servers read only its first
+    /// line, so by default each event goes in its own request. Only for
+    /// servers known to take several (interop.md). Default false.
+    #[serde(default)]
+    pub batch_rtlog: bool,
     /// CmdFormat announced at registration (Appendix 14); both formats are
     /// always understood. Default 0.
     #[serde(default)]
     pub cmd_format: u8,
     /// MaxPackageSize announced at registration and the upper bound of one
-    /// upload request, in bytes. Default 2048000 (the spec's example).
+    /// upload request, in bytes, 1024 to 16 MiB. Default 2048000 (the
+    /// spec's example).
     #[serde(default = "default_max_package_size")]
     pub max_package_size: usize,
     /// Push the device parameters after connecting (7.6, PushOptionsFlag). Default false.
@@ -94,6 +107,27 @@ pub struct ServerConfig {
     /// Default `/etc/ssl/certs/ca-certificates.crt` (the system bundle).
     #[serde(default = "default_ca_file")]
     pub ca_file: PathBuf,
+    /// Hosts other than the server's that photo and upgrade URLs may point
+    /// to, separated by commas or spaces, each `host` (any port) or
+    /// `host:port`, e.g. `"cdn.example.com, 10.0.0.5:8080"`. They get no
+    /// token cookie and their `Date` never sets the clock; a URL to any
+    /// other host is refused with -618. Default: none (only the server's own
+    /// scheme, host and port). A string, not an array: one less TOML
+    /// deserializer in a binary that must stay under 4 MB.
+    #[serde(default)]
+    pub allowed_download_hosts: String,
+    /// Encrypted PUSH (7.2, 7.3, Appendix 16; docs/encrypted-push.md):
+    /// `auto` encrypts when the server supports it, `required` never sends
+    /// plain text, `off` never exchanges keys. Default `auto`.
+    #[serde(default)]
+    pub encryption: crate::crypto::EncryptionPolicy,
+    /// Pin of an `https://` server's public key: the SHA-256 of its
+    /// certificate's DER SubjectPublicKeyInfo, as 64 hex digits or base64
+    /// (`openssl x509 -pubkey -noout | openssl pkey -pubin -outform der |
+    /// openssl dgst -sha256 -binary | base64`). The certificate must still
+    /// chain to `ca_file`. Default: no pin.
+    #[serde(default)]
+    pub pin_sha256: Option<String>,
 }
 
 fn default_ca_file() -> PathBuf {
@@ -103,15 +137,20 @@ fn default_ca_file() -> PathBuf {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeConfig {
-    /// PEM file of the RSA public key that must have signed upgrade packages.
-    /// Default: packages need no signature.
+    /// PEM file of the RSA public key that must have signed upgrade packages
+    /// (`lintel-mkupgrade keygen` makes the pair). Default: none, and then
+    /// no package is installed unless `allow_unsigned` is set.
     #[serde(default)]
     pub public_key: Option<PathBuf>,
+    /// Install packages without a signature. An explicit opt-in for
+    /// development boards, warned about at every start. Default false.
+    #[serde(default)]
+    pub allow_unsigned: bool,
     /// Root of the A/B slot layout. Default: `<data_dir>/firmware`.
     #[serde(default)]
     pub root: Option<PathBuf>,
     /// Seconds a new version has to register with its server before it is
-    /// rolled back. Default 300.
+    /// rolled back, 1 to 604800 (a week). Default 300.
     #[serde(default)]
     pub trial_seconds: Option<u64>,
 }
@@ -158,13 +197,42 @@ fn default_log_level() -> String {
     "info".into()
 }
 
+impl ServerConfig {
+    /// The entries of `allowed_download_hosts`.
+    pub fn download_hosts(&self) -> Vec<String> {
+        self.allowed_download_hosts
+            .split([',', ' ', '\t'])
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Largest config file read: far above any real one, far below trouble.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+/// Longest piece of a bad value (or of a parser message) shown in an error.
+const SHOWN_CHARS: usize = 80;
+
+/// `value` as an error message may show it: at most [`SHOWN_CHARS`]
+/// characters, quoted, with control characters escaped.
+pub fn shown(value: &str) -> String {
+    let mut out: String = value.chars().take(SHOWN_CHARS).collect();
+    if value.chars().nth(SHOWN_CHARS).is_some() {
+        out.push_str("...");
+    }
+    format!("{out:?}")
+}
+
 impl Config {
     /// Reads, parses and validates a config file; relative paths in it are
-    /// made absolute against the file's directory.
+    /// made absolute against the file's directory. Only a regular file of at
+    /// most [`MAX_CONFIG_BYTES`] is read.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
+        let text = lintel_hal::textfile::read_capped(path, MAX_CONFIG_BYTES).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }
         })?;
         let base = path
             .parent()
@@ -203,39 +271,82 @@ impl Config {
         if sn.is_empty() || sn.len() > 64 || !sn.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(bad(
                 "device.serial",
-                format!("{sn:?} must be 1 to 64 letters or digits"),
+                format!("{} must be 1 to 64 letters or digits", shown(sn)),
             ));
         }
-        let url = self.server.url.trim();
-        let rest = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        match rest {
-            Some(host) if !host.is_empty() && !host.starts_with('/') => {}
-            _ => {
+        // Both go into the comma-separated registration line as they are.
+        for (key, value, max) in [
+            ("device.name", Some(self.device.name.as_str()), 64),
+            ("device.mac", self.device.mac.as_deref(), 32),
+        ] {
+            let Some(value) = value else { continue };
+            let printable = value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+            if value.is_empty() || value.len() > max || !printable || value.contains([',', '=']) {
                 return Err(bad(
-                    "server.url",
-                    format!("{url:?} must start with http:// or https:// and name a host"),
-                ))
+                    key,
+                    format!(
+                        "{} must be 1 to {max} printable ASCII characters without , or =",
+                        shown(value)
+                    ),
+                ));
             }
         }
-        if self.server.timeout_sec == 0 || self.server.timeout_sec > 600 {
-            return Err(bad("server.timeout_sec", "must be 1 to 600".into()));
+        for host in self.server.download_hosts() {
+            let url = format!("http://{host}/");
+            let plain = !host.contains(['/', '@', '?', '#']);
+            if !plain || crate::session::origin::Origin::of(&url).is_none() {
+                return Err(bad(
+                    "server.allowed_download_hosts",
+                    format!(
+                        "{} must be a host name or address, optionally with :port",
+                        shown(&host)
+                    ),
+                ));
+            }
         }
-        if self.server.error_delay_sec == 0 {
-            return Err(bad("server.error_delay_sec", "must be at least 1".into()));
+        if let Some(pin) = &self.server.pin_sha256 {
+            crate::session::tls::parse_pin(pin)
+                .map_err(|why| bad("server.pin_sha256", format!("{} {why}", shown(pin))))?;
+            if !self.server.url.trim().starts_with("https://") {
+                return Err(bad(
+                    "server.pin_sha256",
+                    "a pin needs an https:// server.url".into(),
+                ));
+            }
         }
-        if self.server.request_delay_sec == 0 {
-            return Err(bad("server.request_delay_sec", "must be at least 1".into()));
-        }
-        if self.server.cmd_format > 1 {
-            return Err(bad("server.cmd_format", "must be 0 or 1".into()));
-        }
-        if self.server.max_package_size < 1024 {
-            return Err(bad(
+        check_server_url(self.server.url.trim()).map_err(|why| bad("server.url", why))?;
+        let ranges: [(&'static str, u64, u64, u64); 6] = [
+            ("server.timeout_sec", self.server.timeout_sec, 1, 600),
+            (
+                "server.error_delay_sec",
+                self.server.error_delay_sec,
+                1,
+                3600,
+            ),
+            (
+                "server.request_delay_sec",
+                self.server.request_delay_sec,
+                1,
+                3600,
+            ),
+            ("server.cmd_format", u64::from(self.server.cmd_format), 0, 1),
+            (
                 "server.max_package_size",
-                "must be at least 1024 bytes".into(),
-            ));
+                u64::try_from(self.server.max_package_size).unwrap_or(u64::MAX),
+                1024,
+                16 * 1024 * 1024,
+            ),
+            (
+                "upgrade.trial_seconds",
+                self.upgrade.trial_seconds.unwrap_or(300),
+                1,
+                7 * 86_400,
+            ),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(bad(key, format!("{value} is not within {min}..={max}")));
+            }
         }
         if !(-14 * 60..=14 * 60).contains(&self.device.utc_offset_minutes) {
             return Err(bad(
@@ -250,12 +361,44 @@ impl Config {
             return Err(bad(
                 "log.level",
                 format!(
-                    "{:?} is not one of error, warn, info, debug, trace",
-                    self.log.level
+                    "{} is not one of error, warn, info, debug, trace",
+                    shown(&self.log.level)
                 ),
             ));
         }
         Ok(())
+    }
+
+    /// What HTTPS trusts: `ca_file` for an https server (none for http),
+    /// and the pin.
+    pub fn tls(&self) -> crate::session::tls::TlsSettings {
+        let https = self.server.url.trim().starts_with("https://");
+        crate::session::tls::TlsSettings {
+            ca_file: if https {
+                self.server.ca_file.clone()
+            } else {
+                PathBuf::new()
+            },
+            pin_sha256: self
+                .server
+                .pin_sha256
+                .as_deref()
+                .and_then(|p| crate::session::tls::parse_pin(p).ok()),
+        }
+    }
+
+    /// Warnings `check-config` prints: settings that work but expose data.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.server.url.trim().starts_with("http://")
+            && self.server.encryption == crate::crypto::EncryptionPolicy::Off
+        {
+            out.push(format!(
+                "server.url {} is plain http:// and server.encryption is \"off\": users, cards, PINs and commands cross the network readable by anyone on it; use https:// or encryption = \"auto\"",
+                self.server.url.trim()
+            ));
+        }
+        out
     }
 
     /// The server URL without a trailing slash.
@@ -272,12 +415,53 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// The server URL's shape: `http` or `https`, a host, a port within
+/// 1..=65535 when one is given, nothing a request line could not carry.
+fn check_server_url(url: &str) -> Result<(), String> {
+    let refuse = |why: &str| Err(format!("{} {why}", shown(url)));
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return refuse("must not hold spaces or control characters");
+    }
+    let uri: ureq::http::Uri = match url.parse() {
+        Ok(uri) => uri,
+        Err(_) => return refuse("is not a URL"),
+    };
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return refuse("must start with http:// or https://");
+    }
+    let Some(authority) = uri.authority() else {
+        return refuse("must name a host");
+    };
+    if uri.host().is_none_or(str::is_empty) {
+        return refuse("must name a host");
+    }
+    if authority.as_str().contains('@') {
+        return refuse("must not carry a user name or password");
+    }
+    // The part after the host (past an IPv6 literal's brackets) is the port.
+    let after_host = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    if after_host.contains(':') && uri.port_u16().is_none_or(|p| p == 0) {
+        return refuse("has a port outside 1..=65535");
+    }
+    Ok(())
+}
+
+/// A parser's message on one line, cut short: it may quote the file.
 fn one_line(s: &str) -> String {
-    s.lines()
+    let joined = s
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    let mut cut: String = joined.chars().take(4 * SHOWN_CHARS).collect();
+    if joined.chars().nth(4 * SHOWN_CHARS).is_some() {
+        cut.push_str("...");
+    }
+    cut
 }
 
 #[cfg(test)]
@@ -304,6 +488,39 @@ mod tests {
     }
 
     #[test]
+    fn encryption_and_pin_settings() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.server.encryption, crate::crypto::EncryptionPolicy::Auto);
+        assert!(c.warnings().is_empty());
+        let off = parse(&format!("{MINIMAL}encryption = \"off\"\n")).unwrap();
+        assert!(
+            off.warnings()[0].contains("http://"),
+            "{:?}",
+            off.warnings()
+        );
+        let e = parse(&format!("{MINIMAL}encryption = \"maybe\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maybe"), "{e}");
+        let https = MINIMAL.replace("http://", "https://");
+        let pin = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        let c = parse(&format!("{https}pin_sha256 = \"{pin}\"\n")).unwrap();
+        assert!(c.tls().pin_sha256.is_some());
+        assert_eq!(
+            c.tls().ca_file,
+            PathBuf::from(crate::session::transport::SYSTEM_CA_FILE)
+        );
+        let e = parse(&format!("{https}pin_sha256 = \"xyz\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.pin_sha256"), "{e}");
+        let e = parse(&format!("{MINIMAL}pin_sha256 = \"{pin}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("https://"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let e = parse("[device]\nserial = \"bad serial!\"\n[server]\nurl = \"http://x\"\n")
             .unwrap_err()
@@ -322,5 +539,122 @@ mod tests {
             .to_string();
         assert!(e.contains("server"), "{e}");
         assert!(!e.contains('\n'));
+        for bad in [
+            "http://cdn.example",
+            "cdn.example/path",
+            "a@b",
+            "ok.example, :80",
+        ] {
+            let e = parse(&format!("{MINIMAL}allowed_download_hosts = {bad:?}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("server.allowed_download_hosts"), "{e}");
+        }
+        let c = parse(&format!(
+            "{MINIMAL}allowed_download_hosts = \"cdn.example, 10.0.0.5:8080\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.server.download_hosts(), ["cdn.example", "10.0.0.5:8080"]);
+    }
+
+    #[test]
+    fn every_number_is_range_checked() {
+        for (line, key) in [
+            (
+                "error_delay_sec = 18446744073709551615",
+                "server.error_delay_sec",
+            ),
+            ("error_delay_sec = 0", "server.error_delay_sec"),
+            ("request_delay_sec = 3601", "server.request_delay_sec"),
+            ("timeout_sec = 601", "server.timeout_sec"),
+            ("cmd_format = 2", "server.cmd_format"),
+            ("max_package_size = 1000000000", "server.max_package_size"),
+        ] {
+            let e = parse(&format!("{MINIMAL}{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{line}: {e}");
+        }
+        // Beyond what the type holds: the parser names the key.
+        let e = parse(&format!("{MINIMAL}error_delay_sec = -1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("error_delay_sec"), "{e}");
+        let e = parse(&format!("{MINIMAL}[upgrade]\ntrial_seconds = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upgrade.trial_seconds"), "{e}");
+        assert!(parse(&format!("{MINIMAL}error_delay_sec = 3600\n")).is_ok());
+    }
+
+    #[test]
+    fn the_server_url_is_checked_whole() {
+        let url = |u: &str| {
+            parse(&format!(
+                "[device]\nserial = \"A1\"\n[server]\nurl = \"{u}\"\n"
+            ))
+        };
+        for good in [
+            "http://127.0.0.1:8088",
+            "https://push.example.com/",
+            "http://[::1]:8088/iclock/",
+            "http://host",
+        ] {
+            assert!(url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:0",
+            "http://host:port",
+            "ftp://host",
+            "http://",
+            "http:///path",
+            "http://user:pw@host",
+            "http://ho st",
+        ] {
+            let e = url(bad).unwrap_err().to_string();
+            assert!(e.contains("server.url"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn echoed_values_are_cut_short() {
+        let long = "x".repeat(100_000);
+        let e = parse(&format!(
+            "[device]\nserial = \"{long}\"\n[server]\nurl = \"http://h\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("device.serial") && e.len() < 400, "{}", e.len());
+        let e = parse(&format!("[device]\nserial = \"A1\"\nbogus = \"{long}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 600, "{}", e.len());
+    }
+
+    #[test]
+    fn names_going_into_the_registration_line_are_checked() {
+        let with = |extra: &str| {
+            parse(&format!(
+                "[device]\nserial = \"A1\"\n{extra}\n[server]\nurl = \"http://h\"\n"
+            ))
+        };
+        assert!(with("name = \"Front door\"").is_ok());
+        for bad in ["name = \"a,b\"", "name = \"\"", "mac = \"00:11=22\""] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_a_small_regular_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a device"), "{e}");
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, format!("# {}\n", "x".repeat(200_000))).unwrap();
+        let e = Config::load(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
     }
 }

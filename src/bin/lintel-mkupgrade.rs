@@ -1,6 +1,7 @@
-//! `lintel-mkupgrade`: builds an UPGRADE package (`emfw.cfg`) on the build
-//! machine. A separate binary so that the firmware does not carry package
-//! building and RSA signing, which it never needs (it only verifies).
+//! `lintel-mkupgrade`: creates signing keys and builds signed UPGRADE packages
+//! (`emfw.cfg`) on the build machine. A separate binary so that the firmware
+//! does not carry key generation, package building and RSA signing, which it
+//! never needs (it only verifies).
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -11,12 +12,12 @@ use std::process::ExitCode;
     about = "Build an emfw.cfg upgrade package for lintel"
 )]
 struct Cli {
-    #[command(flatten)]
-    args: lintel::upgrade::cli::MakeUpgradeArgs,
+    #[command(subcommand)]
+    command: lintel::upgrade::cli::MkUpgradeCommand,
 }
 
 fn main() -> ExitCode {
-    match lintel::upgrade::cli::make_upgrade_cli(Cli::parse().args) {
+    match lintel::upgrade::cli::mkupgrade_cli(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lintel-mkupgrade: {e:#}");

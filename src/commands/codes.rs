@@ -24,6 +24,9 @@ pub const SAVE_PARAMETER_FAILED: i64 = -612;
 pub const CANCEL_ALARM_FAILED: i64 = -614;
 pub const RESTART_FAILED: i64 = -615;
 pub const NORMAL_OPEN_FAILED: i64 = -616;
+/// Also a URL off the server's origin (session::origin): the URL is refused
+/// before any connection, as a malformed one is; -8 "Unauthorized
+/// connection" reads like the communication password failing.
 pub const BAD_URL: i64 = -618;
 pub const EMPTY_PARAMETER: i64 = -619;
 pub const BAD_DATA_FORMAT: i64 = -620;

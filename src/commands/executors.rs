@@ -25,8 +25,11 @@ pub struct ExecutorEnv {
 pub struct UpgradeEnv {
     /// Root of the A/B slot layout.
     pub slots_root: PathBuf,
-    /// The key packages must be signed with, if any.
+    /// The key packages must be signed with; without one, only
+    /// `allow_unsigned` lets a package through.
     pub public_key: Option<rsa::RsaPublicKey>,
+    /// Accept unsigned packages (`[upgrade] allow_unsigned`).
+    pub allow_unsigned: bool,
     pub trial: crate::upgrade::slots::TrialPolicy,
 }
 
@@ -38,6 +41,7 @@ pub fn install(dispatcher: &mut Dispatcher, env: &ExecutorEnv) {
     if let Some(upgrade) = &env.upgrade {
         let mut policy = InstallPolicy::for_running_firmware();
         policy.public_key = upgrade.public_key.clone();
+        policy.allow_unsigned = upgrade.allow_unsigned;
         dispatcher.register(Box::new(UpgradeExecutor::new(UpgradeSettings {
             work_dir: env.data_dir.join("upgrade"),
             slots: Slots::new(&upgrade.slots_root),

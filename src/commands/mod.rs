@@ -10,6 +10,7 @@ pub mod codes;
 pub mod data;
 pub mod executors;
 pub mod options;
+pub mod server_time;
 
 use crate::clock::Clock;
 use crate::platform::Platform;

@@ -2,6 +2,10 @@
 //! the engine evaluates time rules and stamps records in local time with
 //! DST applied. Pure: standard local time in, DST-adjusted local time out.
 //!
+//! DST is applied once: while the server's table is in force (DSTOn=1 and
+//! a row that parses) it is the only DST, on the zone's standard time; a
+//! system zone's own DST rules apply only when it is not ([`Dst::wall`]).
+//!
 //! A row's StartTime/EndTime are `MMIIWWHH`: month, the II-th (1–4; 5 =
 //! the last) weekday WW (0 = Sunday … 6 = Saturday; 7 is read as Sunday)
 //! of that month, at hour HH. The start is given in standard time and the
@@ -10,7 +14,8 @@
 //! spec is silent: the shift is one hour; a row applies to its Year, and a
 //! row with Loop=1 also to every later year without a row of its own.
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Weekday};
+use crate::clock::LocalZone;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc, Weekday};
 
 /// One transition point of a DST row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +121,21 @@ impl Dst {
         }
     }
 
+    /// Whether the server's DST table decides DST (else the zone's own rules).
+    pub fn in_force(&self) -> bool {
+        !self.rows.is_empty()
+    }
+
+    /// The wall clock at `utc` in `zone`: what every rule, holiday,
+    /// validity date and record time is read in.
+    pub fn wall(&self, zone: &LocalZone, utc: DateTime<Utc>) -> NaiveDateTime {
+        if self.in_force() {
+            self.local(zone.standard(utc))
+        } else {
+            zone.local(utc)
+        }
+    }
+
     /// Local time with DST applied.
     pub fn local(&self, std: NaiveDateTime) -> NaiveDateTime {
         if self.active(std) {
@@ -190,6 +210,27 @@ mod tests {
         };
         assert!(once.active(t(2020, 7, 1, 12, 0, 0)));
         assert!(!once.active(t(2021, 7, 1, 12, 0, 0)), "no loop");
+    }
+
+    #[test]
+    fn dst_is_never_applied_twice() {
+        use chrono::TimeZone;
+        let summer = Utc.with_ymd_and_hms(2024, 7, 1, 10, 0, 0).unwrap();
+        let zone = crate::clock::zone::SystemZoneSource {
+            tz: Some("CET-1CEST,M3.5.0,M10.5.0/3".into()),
+            ..crate::clock::zone::SystemZoneSource::none()
+        }
+        .lookup()
+        .map(LocalZone::System)
+        .unwrap();
+        // The zone's own DST without a server table: 12:00.
+        assert_eq!(Dst::default().wall(&zone, summer), t(2024, 7, 1, 12, 0, 0));
+        // The server's table on the zone's standard time: still 12:00.
+        assert_eq!(eu().wall(&zone, summer), t(2024, 7, 1, 12, 0, 0));
+        // A fixed offset has no DST of its own; the table adds it.
+        let fixed = LocalZone::Configured(60);
+        assert_eq!(Dst::default().wall(&fixed, summer), t(2024, 7, 1, 11, 0, 0));
+        assert_eq!(eu().wall(&fixed, summer), t(2024, 7, 1, 12, 0, 0));
     }
 
     #[test]

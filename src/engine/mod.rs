@@ -41,9 +41,10 @@ pub mod timezone;
 pub mod verify;
 
 use crate::clock::Clock;
+use crate::commands::data::uploads;
 use crate::protocol::time::format_record_time;
 use crate::session::SessionInput;
-use crate::store::{NewEvent, Store};
+use crate::store::{Logged, NewEvent, Store};
 use crate::watchdog::Liveness;
 use chrono::Timelike;
 use door::{code, Door, DoorSettings, Override};
@@ -681,6 +682,10 @@ impl Engine {
 
     /// Timers, outputs, rtstate, session wake-up: the end of every step.
     fn finish_step(&mut self, now: Instant) {
+        // Events the database could not take earlier go first (in order).
+        if uploads::flush_held_events(&mut self.store, None, &*self.setup.clock) {
+            self.pending_notify = true;
+        }
         self.run_schedules();
         self.linkage_busy.retain(|_, until| now < *until);
         let expired: Vec<u64> = self
@@ -808,15 +813,16 @@ impl Engine {
         format_record_time(self.local_now())
     }
 
-    /// Local time as rules and records see it: the device clock's standard
-    /// local time with DST applied (DSTOn, DSTSetting).
+    /// Local time as rules and records see it (see [`dst::Dst::wall`]).
     fn local_now(&self) -> chrono::NaiveDateTime {
-        self.dst.local(self.setup.clock.now_local())
+        rules::wall_time(&*self.setup.clock, &self.dst)
     }
 
     fn log_event(&mut self, ev: NewEvent) {
-        match self.store.append_event(&ev) {
-            Ok(index) => {
+        // The decision stands (outputs are already driven); a database that
+        // cannot take the row keeps it in memory (store::held).
+        match self.store.log_event(ev.clone()) {
+            Logged::Written(index) => {
                 log::info!(
                     "event {} at {} (pin {}, card {}) index {index}",
                     ev.event,
@@ -826,9 +832,18 @@ impl Engine {
                 );
                 self.pending_notify = true;
             }
-            // The decision stands (outputs are already driven); losing the row
-            // is the one thing left to report.
-            Err(e) => log::error!("cannot log event {} at {}: {e}", ev.event, ev.eventaddr),
+            Logged::Held { waiting } => log::warn!(
+                "event {} at {} (pin {}, card {}) waits in memory for the database ({waiting} waiting)",
+                ev.event,
+                ev.eventaddr,
+                ev.pin,
+                ev.cardno
+            ),
+            Logged::Lost => log::error!(
+                "event {} at {} lost: the database cannot take it and the memory queue is full",
+                ev.event,
+                ev.eventaddr
+            ),
         }
         // Event 6 never triggers a linkage, nor does anything a linkage caused.
         if !self.in_linkage && ev.event != 6 {
@@ -1020,6 +1035,24 @@ impl Engine {
                 ..
             } => self.on_input(kind, level, initial, now),
             InputEvent::Wiegand { reader, frame } => self.on_frame(reader, &frame, now),
+            // A reader that reports card numbers or keys (OSDP) takes the same paths as
+            // the Wiegand frames that decode to them.
+            InputEvent::CardNumber { reader, number, at } => {
+                let card = Decoded::Card {
+                    number,
+                    site_code: None,
+                    format: "number".into(),
+                };
+                if let Some(arrival) = self.arrival(reader) {
+                    self.on_decoded(arrival, card, now, at.at);
+                }
+            }
+            InputEvent::Keys { reader, keys, at } => {
+                if let Some(arrival) = self.arrival(reader) {
+                    self.on_decoded(arrival, Decoded::Keys(keys), now, at.at);
+                }
+            }
+            InputEvent::Reader { reader, status, .. } => self.on_reader_status(reader, status),
             InputEvent::SourceFailed { source, error } => {
                 log::error!("input source {source} failed: {error}; its inputs are no longer seen")
             }
@@ -1261,18 +1294,52 @@ impl Engine {
         Ok(table)
     }
 
-    fn on_frame(&mut self, reader: u8, frame: &wiegand::WiegandFrame, now: Instant) {
+    /// Where an input from reader `reader` arrives (None, logged, for a reader the board
+    /// does not have).
+    fn arrival(&self, reader: u8) -> Option<Arrival> {
         let Some(r) = self.setup.board.reader(reader) else {
-            log::warn!("frame from reader {reader}, which the board does not have; ignored");
-            return;
+            log::warn!("input from reader {reader}, which the board does not have; ignored");
+            return None;
         };
-        let at = Arrival {
+        Some(Arrival {
             reader,
             door: r.door,
             inout: match r.direction {
                 ReaderDirection::In => 0,
                 ReaderDirection::Out => 1,
             },
+        })
+    }
+
+    /// A reader's own state: 110/237 offline/online, 109/236 tamper (Appendix 2), logged
+    /// at the reader's door and side; power reports have no code and are logged only.
+    fn on_reader_status(&mut self, reader: u8, status: lintel_hal::ReaderStatus) {
+        use lintel_hal::ReaderStatus as S;
+        let Some(at) = self.arrival(reader) else {
+            return;
+        };
+        let event = match status {
+            S::Offline => 110,
+            S::Online => 237,
+            S::Tampered => 109,
+            S::TamperCleared => 236,
+            S::PowerFailed => {
+                log::warn!("reader {reader} reports a power failure");
+                return;
+            }
+            S::PowerRestored => {
+                log::info!("reader {reader} reports its power restored");
+                return;
+            }
+        };
+        let mut ev = NewEvent::plain(self.time_text(), event, u32::from(at.door));
+        ev.inoutstatus = at.inout;
+        self.log_event(ev);
+    }
+
+    fn on_frame(&mut self, reader: u8, frame: &wiegand::WiegandFrame, now: Instant) {
+        let Some(at) = self.arrival(reader) else {
+            return;
         };
         if self.wiegand_test {
             let line = format!(
@@ -1288,6 +1355,12 @@ impl Engine {
             return;
         }
         let decoded = wiegand::decode(frame, self.format_table(reader));
+        self.on_decoded(at, decoded, now, frame.last_edge.at);
+    }
+
+    /// A card, keys, or a frame no format matched, from one reader.
+    fn on_decoded(&mut self, at: Arrival, decoded: Decoded, now: Instant, last_edge: Instant) {
+        let reader = at.reader;
         match decoded {
             Decoded::Card {
                 number, site_code, ..
@@ -1301,7 +1374,7 @@ impl Engine {
                     self.log_identification(at, "0", &presented, READER_DISABLED);
                     return;
                 }
-                self.on_card(at, number, site_code, now, frame.last_edge.at);
+                self.on_card(at, number, site_code, now, last_edge);
             }
             Decoded::Keys(keys) => {
                 for k in keys.chars() {
@@ -2154,7 +2227,8 @@ impl Engine {
         if interval > 0 {
             if let Some(last) = self.last_punch.get(&(user.pin.clone(), door)) {
                 let gap = Duration::from_secs(u64::try_from(interval).unwrap_or(0));
-                if now < *last + gap {
+                // A gap past what Instant holds (a server's value) never ends.
+                if last.checked_add(gap).is_none_or(|until| now < until) {
                     return Ok(Verdict::Deny(20));
                 }
             }
@@ -2179,7 +2253,10 @@ impl Engine {
                 .and_then(|t| crate::protocol::time::parse_record_time(&t));
             if let Some(last) = last {
                 // A clock set back (last in the future) does not lock anyone out.
-                if at >= last && at < last + chrono::Duration::seconds(in_time) {
+                // A duration past chrono's range (a server's value) never ends.
+                let until =
+                    chrono::Duration::try_seconds(in_time).and_then(|d| last.checked_add_signed(d));
+                if at >= last && until.is_none_or(|until| at < until) {
                     return Ok(Verdict::Deny(24));
                 }
             }

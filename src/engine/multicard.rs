@@ -79,7 +79,12 @@ impl MultiWait {
             _ => {
                 *self = MultiWait::Waiting {
                     users,
-                    until: now + window,
+                    // A window past what Instant holds (a server's
+                    // value) is cut to a day.
+                    until: now
+                        .checked_add(window)
+                        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+                        .unwrap_or(now),
                 };
                 Outcome::Wait
             }

@@ -60,17 +60,35 @@ pub fn parse_answer(body: &str) -> Result<RemoteVerdict, String> {
 pub struct HttpRemote {
     base: String,
     serial: String,
-    /// CA bundle for an https server (as the session's transport uses).
-    ca_file: std::path::PathBuf,
+    /// What HTTPS trusts (as the session's transport).
+    tls: crate::session::tls::TlsSettings,
+    /// The session's encrypted channel: a record carries a PIN and a card,
+    /// so it is sealed whenever the session's bodies are.
+    sealed: Option<(
+        crate::crypto::EncryptionPolicy,
+        crate::session::sealed::SharedChannel,
+    )>,
 }
 
 impl HttpRemote {
-    pub fn new(base_url: &str, serial: &str, ca_file: &std::path::Path) -> HttpRemote {
+    pub fn new(base_url: &str, serial: &str, tls: crate::session::tls::TlsSettings) -> HttpRemote {
         HttpRemote {
             base: base_url.trim().trim_end_matches('/').to_string(),
             serial: serial.to_string(),
-            ca_file: ca_file.to_path_buf(),
+            tls,
+            sealed: None,
         }
+    }
+
+    /// Seals requests under the session's channel while it is up; with
+    /// `required`, sends nothing without one (the local decision holds).
+    pub fn sealed_by(
+        mut self,
+        policy: crate::crypto::EncryptionPolicy,
+        channel: crate::session::sealed::SharedChannel,
+    ) -> HttpRemote {
+        self.sealed = Some((policy, channel));
+        self
     }
 }
 
@@ -96,12 +114,25 @@ impl RemoteIdentifier for HttpRemote {
             ),
             headers,
             body: record.as_bytes().to_vec(),
+            // Section 13's answer: an AUTH line, a record, a command.
+            max_body: crate::session::limits::ACK_BYTES,
         };
         // A transport of its own: requests of different doors do not queue.
-        let mut transport = if self.base.starts_with("https://") {
-            UreqTransport::with_ca_file(&self.ca_file)
-        } else {
-            UreqTransport::with_ca_file(std::path::Path::new(""))
+        let plain: Box<dyn Transport> = Box::new(UreqTransport::with_tls(&self.tls));
+        let mut transport: Box<dyn Transport> = match &self.sealed {
+            None => plain,
+            Some((policy, channel)) => {
+                let up = channel.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+                if !up && *policy == crate::crypto::EncryptionPolicy::Required {
+                    return Err("not sent: encryption is required and no channel is up".into());
+                }
+                // The channel's lock is held for the whole exchange, so the
+                // counters stay in step with the session's requests.
+                Box::new(crate::session::sealed::SealingTransport::new(
+                    plain,
+                    channel.clone(),
+                ))
+            }
         };
         let reply = transport
             .send(&request, timeout, None)

@@ -2,8 +2,12 @@
 //!
 //! Encoding as the text of 10.3 says (its example, from a one-door device,
 //! shows shorter fields):
-//! - `sensor`: two bits per door, door 1 in the lowest bits of the first byte,
-//!   two bytes for doors 1–8: `00` no sensor, `01` closed, `10` open;
+//! - `sensor`: two bits per door, door 1 in the lowest bits of the first byte
+//!   (AA, doors 1–4), `00` no sensor, `01` closed, `10` open. The second
+//!   byte (BB, doors 5–8) is sent only by boards with more than four doors:
+//!   the spec's captured device sends one byte (`sensor=00`), and a server
+//!   that reads the field as one hex number took a 4-door board's `5500`
+//!   for doors 5–8;
 //! - `relay`: one bit per door, door 1 the lowest; the text's "0 = connected,
 //!   1 = disconnected" is read, as deployed servers show it, as 1 = relay
 //!   energised (lock released);
@@ -59,7 +63,12 @@ pub fn state_fields(doors: &[DoorReport]) -> String {
         alarms[i] = d.alarms;
     }
     let alarm_hex: String = alarms.iter().map(|b| format!("{b:02X}")).collect();
-    format!("sensor={sensor:04X}\trelay={relay:02X}\talarm={alarm_hex}")
+    let sensor = if doors.len() <= 4 {
+        format!("{:02X}", sensor >> 8)
+    } else {
+        format!("{sensor:04X}")
+    };
+    format!("sensor={sensor}\trelay={relay:02X}\talarm={alarm_hex}")
 }
 
 /// The whole record line for the outbox.
@@ -93,8 +102,11 @@ mod tests {
         ];
         assert_eq!(
             state_fields(&doors),
-            "sensor=4900\trelay=02\talarm=0200001100000000"
+            "sensor=49\trelay=02\talarm=0200001100000000"
         );
+        // Four closed doors: one byte, not the `5500` read as doors 5-8.
+        let closed = [d(SensorReport::Closed, false, 0); 4];
+        assert!(state_fields(&closed).starts_with("sensor=55\t"));
     }
 
     #[test]
@@ -106,8 +118,11 @@ mod tests {
             "sensor=0002\trelay=10\talarm=0000000000000000"
         );
         assert_eq!(
-            record("2024-01-01 00:00:00", &[]),
-            "time=2024-01-01 00:00:00\tsensor=0000\trelay=00\talarm=0000000000000000"
+            record(
+                "2024-01-01 00:00:00",
+                &[d(SensorReport::NoSensor, false, 0)]
+            ),
+            "time=2024-01-01 00:00:00\tsensor=00\trelay=00\talarm=0000000000000000"
         );
     }
 }

@@ -85,19 +85,37 @@ pub fn authorizations(conn: &Connection, pin: &str) -> rusqlite::Result<Vec<(i64
     rows.collect()
 }
 
-/// Whether the user is a super user on this door (12.1.1.29; door 0 = all).
+/// Whether the user is a super user on this door (12.1.1.29; door 0 = all),
+/// or on every door by the C3 user record's `SuperAuthorize=1`.
 pub fn is_super_user(conn: &Connection, pin: &str, door: u8) -> rusqlite::Result<bool> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM super_authorizations WHERE pin = ?1 AND (door_id = ?2 OR door_id = 0) LIMIT 1",
+            "SELECT 1 FROM super_authorizations WHERE pin = ?1 AND (door_id = ?2 OR door_id = 0)
+             UNION ALL SELECT 1 FROM users WHERE pin = ?1 AND super_authorize = 1 LIMIT 1",
         )?
         .query_row(params![pin, door], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
-/// A time rule by id; `None` when the server never sent it.
+/// The panel's factory time rule: until the server delivers its own rule 1,
+/// rule 1 is "accessible 24 hours" (00:00-23:59 every day and holiday
+/// type), as on ZKTeco panels, where it is built in and cannot be deleted.
+/// Servers provision `AuthorizeTimezoneId=1` and never send it; deleting
+/// the server's rule 1 brings the factory rule back.
+pub const FACTORY_RULE: i64 = 1;
+
+/// A time rule by id; `None` when the server never sent it (rule 1: the
+/// factory rule).
 pub fn time_rule(conn: &Connection, id: i64) -> rusqlite::Result<Option<TimeRule>> {
+    let delivered = delivered_time_rule(conn, id)?;
+    Ok(match delivered {
+        None if id == FACTORY_RULE => Some(TimeRule::always()),
+        other => other,
+    })
+}
+
+fn delivered_time_rule(conn: &Connection, id: i64) -> rusqlite::Result<Option<TimeRule>> {
     conn.prepare_cached(
         "SELECT sun_time1, sun_time2, sun_time3, mon_time1, mon_time2, mon_time3,
                 tue_time1, tue_time2, tue_time3, wed_time1, wed_time2, wed_time3,
@@ -631,20 +649,22 @@ pub fn dst(conn: &Connection) -> rusqlite::Result<super::dst::Dst> {
     Ok(out)
 }
 
-/// The device's wall-clock time: the clock's standard local time with the
-/// DST rules in force, as the engine stamps its records. For the records
-/// other threads write (session events 214/105, the error log) and the
-/// session's TransTimes. A DST table that cannot be read gives standard
-/// time, logged.
+/// The device's wall-clock time, as the engine stamps its records: the one
+/// answer to "what is local time now", with the local zone of the clock
+/// and the DST rules read from `conn`. For the records other threads write
+/// (session events 214/105, the error log) and the session's TransTimes. A
+/// DST table that cannot be read leaves the zone's own DST, logged.
 pub fn wall_clock(conn: &Connection, clock: &dyn crate::clock::Clock) -> NaiveDateTime {
-    let standard = clock.now_local();
-    match dst(conn) {
-        Ok(rules) => rules.local(standard),
-        Err(e) => {
-            log::warn!("cannot read the DST rules ({e}); using standard time");
-            standard
-        }
-    }
+    let rules = dst(conn).unwrap_or_else(|e| {
+        log::warn!("cannot read the DST rules ({e}); using the zone's own");
+        super::dst::Dst::default()
+    });
+    wall_time(clock, &rules)
+}
+
+/// [`wall_clock`] with DST rules already read (the engine keeps them).
+pub fn wall_time(clock: &dyn crate::clock::Clock, rules: &super::dst::Dst) -> NaiveDateTime {
+    rules.wall(&clock.zone(), clock.now_utc())
 }
 
 /// Every door parameter, read in two queries (the `Door…` options and the
@@ -767,6 +787,65 @@ mod tests {
             door_settings(c, 2, true).unwrap().drive_time,
             Duration::from_secs(5)
         );
+    }
+
+    #[test]
+    fn rule_1_is_the_factory_24_hour_rule_until_the_server_sends_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let sunday_midnight = chrono::NaiveDate::from_ymd_opt(2024, 5, 5)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let monday_late = chrono::NaiveDate::from_ymd_opt(2024, 5, 6)
+            .unwrap()
+            .and_hms_opt(23, 59, 59)
+            .unwrap();
+        s.conn()
+            .execute(
+                "INSERT INTO holidays(holiday, holiday_type, loop) VALUES ('20240506', 2, 0)",
+                [],
+            )
+            .unwrap();
+        for at in [sunday_midnight, monday_late] {
+            assert!(rule_covers(s.conn(), 1, at).unwrap(), "{at}");
+            assert!(!rule_covers(s.conn(), 2, at).unwrap(), "{at}");
+        }
+        // The server's own rule 1 replaces it...
+        s.conn()
+            .execute(
+                "INSERT INTO time_zones(timezone_id, mon_time1) VALUES (1, 2359)",
+                [],
+            )
+            .unwrap();
+        assert!(!rule_covers(s.conn(), 1, sunday_midnight).unwrap());
+        // ...and deleting it restores it.
+        s.conn()
+            .execute("DELETE FROM time_zones WHERE timezone_id = 1", [])
+            .unwrap();
+        assert!(rule_covers(s.conn(), 1, sunday_midnight).unwrap());
+    }
+
+    #[test]
+    fn superauthorize_in_the_user_record_makes_a_super_user_on_every_door() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let c = s.conn();
+        c.execute(
+            "INSERT INTO users(pin, super_authorize) VALUES ('1', 1), ('2', 0)",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO super_authorizations(pin, door_id) VALUES ('3', 2)",
+            [],
+        )
+        .unwrap();
+        for door in 1..=4 {
+            assert!(is_super_user(c, "1", door).unwrap());
+            assert!(!is_super_user(c, "2", door).unwrap());
+            assert_eq!(is_super_user(c, "3", door).unwrap(), door == 2);
+        }
     }
 
     #[test]

@@ -13,6 +13,17 @@ pub struct CommandLine {
     pub text: String,
 }
 
+impl CommandLine {
+    /// What the command is remembered by besides its ID: hex MD5 of the
+    /// text as parsed (CR stripped, records joined by LF), so the same
+    /// command matches whatever line endings or command format (Appendix
+    /// 14) carried it. Nothing here is a security boundary: a server can
+    /// send any command it likes anyway.
+    pub fn text_digest(&self) -> String {
+        super::token::md5_hex(&[&self.text])
+    }
+}
+
 /// A line of a getrequest answer that could not become a command. Logged; a
 /// line without an ID cannot be answered, so nothing is reported for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,31 +34,68 @@ pub enum CommandParseIssue {
     Orphan(String),
 }
 
+/// The lines of an answer that could not become commands: all counted, the
+/// first few kept. A server (or a broken proxy) can send millions of junk
+/// lines; what they cost must not grow with them (one summary log line per
+/// answer, a few clipped samples in memory).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParseIssues {
+    count: usize,
+    first: Vec<CommandParseIssue>,
+}
+
+impl ParseIssues {
+    /// Issues kept as samples; the rest are only counted.
+    pub const KEPT: usize = 3;
+
+    /// Counts one issue; `make` runs only while samples are still kept.
+    fn note(&mut self, make: impl FnOnce() -> CommandParseIssue) {
+        self.count += 1;
+        if self.first.len() < Self::KEPT {
+            self.first.push(make());
+        }
+    }
+
+    /// How many lines were not commands.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The first few of them, clipped.
+    pub fn first(&self) -> &[CommandParseIssue] {
+        &self.first
+    }
+}
+
 /// Longest command ID accepted. IDs can be large and time-based (interop.md)
 /// but never need more than this.
 const MAX_ID_LEN: usize = 64;
 
 /// Parses a getrequest answer into commands, in the order given.
-pub fn parse_getrequest(body: &str) -> (Vec<CommandLine>, Vec<CommandParseIssue>) {
+pub fn parse_getrequest(body: &str) -> (Vec<CommandLine>, ParseIssues) {
     let mut commands: Vec<CommandLine> = Vec::new();
-    let mut issues = Vec::new();
+    let mut issues = ParseIssues::default();
     for line in super::lines(body) {
         let trimmed = line.trim_start();
         if let Some(rest) = strip_prefix_ignore_case(trimmed, "DataType=") {
             match parse_cmd_format_1(rest) {
                 Ok(cmd) => commands.push(cmd),
-                Err(issue) => issues.push(issue),
+                Err(issue) => issues.note(|| issue),
             }
         } else if trimmed.starts_with("C:") || trimmed.starts_with("c:") {
             match parse_c_line(&trimmed[2..]) {
                 Ok(cmd) => commands.push(cmd),
-                Err(issue) => issues.push(issue),
+                Err(issue) => issues.note(|| issue),
             }
         } else if let Some(last) = commands.last_mut() {
             last.text.push('\n');
             last.text.push_str(line);
         } else if !trimmed.eq_ignore_ascii_case("ok") {
-            issues.push(CommandParseIssue::Orphan(clip(line)));
+            issues.note(|| CommandParseIssue::Orphan(clip(line)));
         }
     }
     (commands, issues)
@@ -281,6 +329,34 @@ mod tests {
         assert_eq!(issues.len(), 3);
         let (cmds, issues) = parse_getrequest("OK");
         assert!(cmds.is_empty() && issues.is_empty());
+    }
+
+    #[test]
+    fn junk_lines_are_counted_and_only_a_few_kept() {
+        let mut body = String::from("OK\n");
+        for i in 0..100_000 {
+            body.push_str(&format!("junk line {i} {}\n", "y".repeat(200)));
+        }
+        let (cmds, issues) = parse_getrequest(&body);
+        assert!(cmds.is_empty());
+        assert_eq!(issues.len(), 100_000);
+        assert_eq!(issues.first().len(), ParseIssues::KEPT);
+        assert_eq!(
+            issues.first()[0],
+            CommandParseIssue::Orphan(format!("junk line 0 {}", "y".repeat(68)))
+        );
+    }
+
+    #[test]
+    fn the_digest_is_the_same_for_the_same_text_in_either_format() {
+        let plain = one("C:2:DATA DELETE userauthorize Pin=1001\r\n");
+        let prefixed = one(
+            "DataType=1,SN=X,Priority=0,CmdID=2,CmdDesc=C:2:DATA DELETE userauthorize Pin=1001",
+        );
+        assert_eq!(plain.text_digest(), prefixed.text_digest());
+        assert_eq!(plain.text_digest().len(), 32);
+        let other = one("C:2:DATA DELETE userauthorize Pin=1002");
+        assert_ne!(plain.text_digest(), other.text_digest());
     }
 
     #[test]

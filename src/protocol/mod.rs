@@ -4,11 +4,12 @@
 pub mod command;
 pub mod kv;
 pub mod record;
+pub mod redact;
 pub mod time;
 pub mod token;
 pub mod upload;
 
-pub use command::{parse_getrequest, CommandLine, CommandParseIssue};
+pub use command::{parse_getrequest, CommandLine, CommandParseIssue, ParseIssues};
 pub use record::Record;
 pub use token::token;
 

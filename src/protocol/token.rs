@@ -5,10 +5,15 @@ use md5::{Digest, Md5};
 /// Computes the `token` cookie value. Always called with the latest
 /// RegistryCode and SessionID, because servers rotate both (interop.md).
 pub fn token(registry_code: &str, serial: &str, session_id: &str) -> String {
+    md5_hex(&[registry_code, serial, session_id])
+}
+
+/// Lower-case hex MD5 of the concatenated parts.
+pub fn md5_hex(parts: &[&str]) -> String {
     let mut hasher = Md5::new();
-    hasher.update(registry_code.as_bytes());
-    hasher.update(serial.as_bytes());
-    hasher.update(session_id.as_bytes());
+    for part in parts {
+        hasher.update(part.as_bytes());
+    }
     hasher
         .finalize()
         .iter()

@@ -1,9 +1,14 @@
 //! The session's authenticated channel to the server, as executors see it:
-//! requests carry the token cookie and the standard headers, every answer's
-//! `Date` keeps the device clock, and long work can keep the heartbeat.
+//! requests carry the token cookie and the standard headers, every answer
+//! of the server's origin offers its `Date` to the device clock (whose
+//! policy bounds it), answers are read only as far as [`super::limits`]
+//! allows, URLs from the server go through [`super::origin`], and long work
+//! can keep the heartbeat.
 
+use super::limits::answer_limit;
+use super::origin::{OriginPolicy, Resolved, UrlRefused};
 use super::transport::{HttpReply, HttpRequest, Method, Transport, TransportError};
-use crate::clock::{parse_http_date, Clock};
+use crate::clock::{parse_http_date, Clock, TimeSource};
 use crate::protocol::ProtocolVersion;
 use std::io::Write;
 use std::sync::Arc;
@@ -15,16 +20,22 @@ pub enum LinkError {
     Transport(#[from] TransportError),
     #[error("server answered {status} to {endpoint}")]
     Status { status: u16, endpoint: String },
+    /// A URL (given by the server, or a redirect) the device does not follow.
+    #[error("refused: {0}")]
+    Refused(#[from] UrlRefused),
 }
 
 impl LinkError {
     pub fn status(&self) -> Option<u16> {
         match self {
             LinkError::Status { status, .. } => Some(*status),
-            LinkError::Transport(_) => None,
+            LinkError::Transport(_) | LinkError::Refused(_) => None,
         }
     }
 }
+
+/// Redirects followed per request, each checked like a server-given URL.
+const MAX_REDIRECTS: u32 = 3;
 
 /// What command executors may do with the server while they run.
 pub trait ServerLink {
@@ -33,12 +44,16 @@ pub trait ServerLink {
     fn get(&mut self, path_and_query: &str) -> Result<HttpReply, LinkError>;
     /// `POST <base><path_and_query>` with `body`; a non-2xx status is an error.
     fn post(&mut self, path_and_query: &str, body: &[u8]) -> Result<HttpReply, LinkError>;
-    /// GETs `url` (absolute, or relative to the server base) streaming the body
-    /// into `sink`; extra headers such as `Range`. Any status is returned.
+    /// GETs `url` (relative to the server base, or absolute on the server's
+    /// origin or a host of `[server] allowed_download_hosts`; any other is
+    /// [`LinkError::Refused`]) streaming a 2xx body into `sink`, at most
+    /// `max_bytes` of it (more is [`TransportError::TooLarge`]); extra
+    /// headers such as `Range`. Any status is returned.
     fn download(
         &mut self,
         url: &str,
         headers: &[(&str, String)],
+        max_bytes: u64,
         sink: &mut dyn Write,
     ) -> Result<HttpReply, LinkError>;
     /// Sends `/iclock/ping` when the heartbeat is due (9: during long work).
@@ -54,7 +69,8 @@ pub trait ServerLink {
 /// The session's connection state shared with executors.
 pub struct Connection {
     transport: Box<dyn Transport>,
-    base: String,
+    /// The server's origin, and the hosts downloads may also come from.
+    policy: OriginPolicy,
     serial: String,
     token: Option<String>,
     pub(crate) timeout: Duration,
@@ -80,7 +96,7 @@ impl Connection {
     ) -> Self {
         Connection {
             transport,
-            base: base.trim_end_matches('/').to_owned(),
+            policy: OriginPolicy::new(base, &[]),
             serial: serial.to_owned(),
             token: None,
             timeout,
@@ -93,6 +109,13 @@ impl Connection {
         }
     }
 
+    /// Hosts other than the server's that downloads may come from (config
+    /// `[server] allowed_download_hosts`): never with the token, and never
+    /// for the clock.
+    pub fn set_allowed_download_hosts(&mut self, hosts: &[String]) {
+        self.policy = OriginPolicy::new(self.policy.base(), hosts);
+    }
+
     pub fn set_token(&mut self, token: Option<String>) {
         self.token = token;
     }
@@ -101,31 +124,91 @@ impl Connection {
         self.token.as_deref()
     }
 
-    /// Sends a request and returns the reply whatever its status.
+    /// Sends a request to the server and returns the reply whatever its
+    /// status, reading as much of it as [`answer_limit`] allows.
     pub fn request(
         &mut self,
         method: Method,
         path_and_query: &str,
         body: &[u8],
-    ) -> Result<HttpReply, TransportError> {
-        let url = format!("{}{}", self.base, path_and_query);
-        self.send(method, url, body, &[], None)
+    ) -> Result<HttpReply, LinkError> {
+        let target = Resolved {
+            url: format!("{}{}", self.policy.base(), path_and_query),
+            same_origin: true,
+        };
+        let limit = answer_limit(method, path_and_query);
+        self.send(method, target, body, &[], None, limit)
     }
 
     fn send(
         &mut self,
         method: Method,
-        url: String,
+        mut target: Resolved,
         body: &[u8],
         extra: &[(&str, String)],
-        sink: Option<&mut dyn Write>,
-    ) -> Result<HttpReply, TransportError> {
+        mut sink: Option<&mut dyn Write>,
+        max_body: u64,
+    ) -> Result<HttpReply, LinkError> {
+        let timeout = if sink.is_some() {
+            // A download may legitimately take longer than one exchange.
+            self.timeout.saturating_mul(6)
+        } else {
+            self.timeout
+        };
+        let mut redirects = 0;
+        loop {
+            let request = self.request_to(method, &target, body, extra, max_body);
+            if let Some(l) = &self.liveness {
+                l.promise("session", timeout);
+            }
+            // A reborrow per hop; only a 2xx body reaches the sink.
+            let hop_sink: Option<&mut dyn Write> = match &mut sink {
+                Some(s) => Some(&mut **s),
+                None => None,
+            };
+            let reply = self.transport.send(&request, timeout, hop_sink)?;
+            if target.same_origin {
+                // Only the server's own answers keep the clock: another
+                // host's `Date` must not move decisions.
+                if let Some(date) = reply.header("Date").and_then(parse_http_date) {
+                    self.clock.offer(date, TimeSource::DateHeader);
+                }
+            }
+            let location = reply.header("Location").filter(|_| {
+                matches!(reply.status, 301 | 302 | 303 | 307 | 308) && method == Method::Get
+            });
+            let Some(location) = location else {
+                return Ok(reply);
+            };
+            if redirects == MAX_REDIRECTS {
+                return Ok(reply);
+            }
+            redirects += 1;
+            // Checked like any URL from the server: to the origin (with the
+            // token) or an allowed host (without), nowhere else.
+            target = self
+                .policy
+                .resolve_redirect(&target.url, location)
+                .inspect_err(|e| log::warn!("{}: redirect not followed: {e}", target.url))?;
+            log::debug!("following a redirect to {}", target.url);
+        }
+    }
+
+    /// The request with the standard headers; the token only for the origin.
+    fn request_to(
+        &self,
+        method: Method,
+        target: &Resolved,
+        body: &[u8],
+        extra: &[(&str, String)],
+        max_body: u64,
+    ) -> HttpRequest {
         let mut headers = vec![
             ("Accept".to_owned(), "application/push".to_owned()),
             ("Accept-Charset".to_owned(), "UTF-8".to_owned()),
             ("Accept-Language".to_owned(), "en-US".to_owned()),
         ];
-        if let Some(token) = &self.token {
+        if let (Some(token), true) = (&self.token, target.same_origin) {
             // Only our own cookie: servers add unrelated ones (interop.md).
             headers.push(("Cookie".to_owned(), format!("token={token}")));
         }
@@ -138,26 +221,13 @@ impl Connection {
         for (k, v) in extra {
             headers.push(((*k).to_owned(), v.clone()));
         }
-        let request = HttpRequest {
+        HttpRequest {
             method,
-            url,
+            url: target.url.clone(),
             headers,
             body: body.to_vec(),
-        };
-        let timeout = if sink.is_some() {
-            // A download may legitimately take longer than one exchange.
-            self.timeout.saturating_mul(6)
-        } else {
-            self.timeout
-        };
-        if let Some(l) = &self.liveness {
-            l.promise("session", timeout);
+            max_body,
         }
-        let reply = self.transport.send(&request, timeout, sink)?;
-        if let Some(date) = reply.header("Date").and_then(parse_http_date) {
-            self.clock.set_utc(date);
-        }
-        Ok(reply)
     }
 
     fn checked(&mut self, method: Method, pq: &str, body: &[u8]) -> Result<HttpReply, LinkError> {
@@ -212,16 +282,14 @@ impl ServerLink for Connection {
         &mut self,
         url: &str,
         headers: &[(&str, String)],
+        max_bytes: u64,
         sink: &mut dyn Write,
     ) -> Result<HttpReply, LinkError> {
-        let absolute = if url.starts_with("http://") || url.starts_with("https://") {
-            url.to_owned()
-        } else if url.starts_with('/') {
-            format!("{}{}", self.base, url)
-        } else {
-            format!("{}/{}", self.base, url)
-        };
-        Ok(self.send(Method::Get, absolute, b"", headers, Some(sink))?)
+        let target = self
+            .policy
+            .resolve(url)
+            .inspect_err(|e| log::warn!("download not started: {e}"))?;
+        self.send(Method::Get, target, b"", headers, Some(sink), max_bytes)
     }
 
     fn keepalive(&mut self) {
@@ -241,7 +309,7 @@ impl ServerLink for Connection {
     }
 
     fn base_url(&self) -> &str {
-        &self.base
+        self.policy.base()
     }
 }
 
@@ -276,6 +344,7 @@ impl ServerLink for OfflineLink {
         &mut self,
         _: &str,
         _: &[(&str, String)],
+        _: u64,
         _: &mut dyn Write,
     ) -> Result<HttpReply, LinkError> {
         Err(Self::refused())

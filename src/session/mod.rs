@@ -6,10 +6,15 @@
 //! It is a loop over [`SessionState`]; everything it waits for arrives on one
 //! channel of [`SessionInput`] or is a deadline.
 
+pub mod backoff;
+pub mod limits;
 pub mod link;
+pub mod origin;
 pub mod params;
 pub mod registry;
 pub mod resolve;
+pub mod sealed;
+pub mod tls;
 pub mod transport;
 
 use crate::clock::Clock;
@@ -19,7 +24,7 @@ use crate::protocol::command::{Command, Verb};
 use crate::protocol::kv::KeyValues;
 use crate::protocol::upload::{classify, UploadAck};
 use crate::protocol::{parse_getrequest, token, CommandLine};
-use crate::store::{NewEvent, OutboxBatch, Store, StoreError};
+use crate::store::{Logged, NewEvent, OutboxBatch, Store, StoreError};
 use crate::upgrade::lifecycle::{LifecycleAction, UpgradeLifecycle};
 use link::{Connection, LinkError, ServerLink};
 use params::ServerParams;
@@ -65,6 +70,10 @@ pub enum SessionError {
     UploadRejected { endpoint: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("server.encryption is \"required\" but {0}; not connecting in plain text")]
+    EncryptionRequired(String),
+    #[error("key exchange failed: {source}")]
+    Exchange { source: crate::crypto::CryptoError },
     #[error("shutting down")]
     Shutdown,
 }
@@ -74,6 +83,10 @@ impl From<LinkError> for SessionError {
         match e {
             LinkError::Transport(t) => SessionError::Transport(t),
             LinkError::Status { status, endpoint } => SessionError::Status { status, endpoint },
+            LinkError::Refused(refused) => SessionError::BadReply {
+                endpoint: "a redirect".into(),
+                detail: refused.to_string(),
+            },
         }
     }
 }
@@ -86,17 +99,42 @@ pub struct SessionSetup {
     pub device: DeviceDescription,
     /// Post several results per devicecmd request (interop.md: off by default).
     pub batch_results: bool,
+    /// Post several events per rtlog request (interop.md: off by default).
+    pub batch_rtlog: bool,
     /// Push device parameters after connecting (7.6).
     pub push_options: bool,
     pub error_delay: Duration,
     pub request_delay: Duration,
     pub timeout: Duration,
+    /// Other hosts downloads may come from (config `allowed_download_hosts`).
+    pub allowed_download_hosts: Vec<String>,
+    /// `server.encryption`.
+    pub encryption: crate::crypto::EncryptionPolicy,
+    /// The encrypted channel, shared with remote identification (which
+    /// seals under it too).
+    pub channel: sealed::SharedChannel,
+}
+
+/// `now + wait`, or a year from now when that is past what `Instant` holds:
+/// delays come from the config and the server, and adding one must never
+/// panic ("overflow when adding duration to instant").
+fn later(now: Instant, wait: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(YEAR))
+        .unwrap_or(now)
 }
 
 /// Request bytes kept free for the request line and headers in a batch.
 const BATCH_HEADROOM: usize = 1024;
 /// Results reported per round.
 const RESULT_BATCH: usize = 100;
+/// Accepted upload records between writes of the outbox watermark (and
+/// checks whether a compaction is due): a crash re-sends at most these,
+/// with their indexes.
+const ACK_WRITE_EVERY: usize = 64;
+/// Upload batches read from the outbox in one query.
+const READ_AHEAD: usize = 64;
 
 pub struct Session {
     setup: SessionSetup,
@@ -118,6 +156,11 @@ pub struct Session {
     upgrade: Option<UpgradeLifecycle>,
     /// A command asked for a restart once its result is reported.
     restart_requested: bool,
+    /// Failures of the device's own database, which reconnecting sooner
+    /// does not cure.
+    local_failures: backoff::LocalFailures,
+    /// Encrypted PUSH: the policy, the device key, the channel.
+    encryption: sealed::Encryption,
 }
 
 impl Session {
@@ -133,7 +176,17 @@ impl Session {
         let mut params =
             ServerParams::defaults(setup.error_delay, setup.request_delay, setup.timeout);
         params.load(&store)?;
-        let conn = Connection::new(
+        let data_dir = store.path().parent().unwrap_or(std::path::Path::new("."));
+        let encryption = sealed::Encryption::new(
+            setup.encryption,
+            Arc::new(crate::crypto::FileKeyStore::new(data_dir)),
+            setup.channel.clone(),
+        );
+        let transport = Box::new(sealed::SealingTransport::new(
+            transport,
+            encryption.channel(),
+        ));
+        let mut conn = Connection::new(
             transport,
             &setup.server_url,
             &setup.serial,
@@ -141,6 +194,7 @@ impl Session {
             params.timeout,
             setup.device.max_package_size,
         );
+        conn.set_allowed_download_hosts(&setup.allowed_download_hosts);
         let now = Instant::now();
         Ok(Session {
             setup,
@@ -158,7 +212,14 @@ impl Session {
             init_registered: false,
             upgrade: None,
             restart_requested: false,
+            local_failures: backoff::LocalFailures::default(),
+            encryption,
         })
+    }
+
+    /// Where the device key comes from (default: `<data_dir>/push-key.pem`).
+    pub fn set_key_source(&mut self, keys: Arc<dyn crate::crypto::KeySource>) {
+        self.encryption.set_key_source(keys);
     }
 
     /// Makes the session promise, before each wait and exchange, when it
@@ -179,6 +240,9 @@ impl Session {
     /// Runs until [`SessionInput::Shutdown`] or the input channel closes.
     pub fn run(mut self) {
         self.run_until_shutdown();
+        if let Err(e) = self.store.outbox_persist_ack() {
+            log::warn!("cannot write the upload watermark: {e}; accepted events may be sent again");
+        }
         if let Some(l) = &self.conn.liveness {
             l.release("session");
         }
@@ -195,6 +259,13 @@ impl Session {
                 }
                 SessionState::Online => match self.online_step() {
                     Ok(next) => {
+                        if let Some(back) = self.local_failures.on_success(Instant::now()) {
+                            log::info!(
+                                "the database takes writes again after {}s ({} failed rounds); uploads and commands resume",
+                                back.lasted.as_secs(),
+                                back.failures
+                            );
+                        }
                         if self.wait_until(next).is_err() {
                             return;
                         }
@@ -249,19 +320,39 @@ impl Session {
     }
 
     fn go_offline(&mut self, e: &SessionError) {
-        let delay = self.params.error_delay;
-        log::warn!(
-            "session with {}: {e}; reconnecting in {}s",
-            self.setup.server_url,
-            delay.as_secs()
-        );
+        if let Err(e) = self.store.outbox_persist_ack() {
+            log::warn!("cannot write the upload watermark: {e}; accepted events may be sent again");
+        }
+        let mut delay = self.params.error_delay;
+        if let SessionError::Store(store_error) = e {
+            // The server cannot cure this: back off, and say so once.
+            let retry = self.local_failures.on_failure(Instant::now(), delay);
+            delay = retry.delay;
+            if retry.first {
+                log::error!(
+                    "the database cannot be written ({store_error}): no uploads or commands until it can; trying again in {}s, then less often",
+                    delay.as_secs()
+                );
+            } else {
+                log::debug!(
+                    "the database still fails ({store_error}); next try in {}s",
+                    delay.as_secs()
+                );
+            }
+        } else {
+            log::warn!(
+                "session with {}: {e}; reconnecting in {}s",
+                self.setup.server_url,
+                delay.as_secs()
+            );
+        }
         if self.was_online {
             self.was_online = false;
             // Event 105: failed to connect to the server.
             self.log_device_event(105);
         }
         self.state = SessionState::Offline {
-            retry_at: Instant::now() + delay,
+            retry_at: later(Instant::now(), delay),
         };
         let now = u64::try_from(self.clock.now_utc().timestamp()).unwrap_or(0);
         if let Some(upgrade) = &self.upgrade {
@@ -282,8 +373,9 @@ impl Session {
             self.store.conn(),
             &*self.clock,
         ));
-        if let Err(e) = self.store.append_event(&NewEvent::plain(time, code, 0)) {
-            log::error!("cannot log event {code}: {e}");
+        // A database that cannot take it keeps it in memory (store::held).
+        if self.store.log_event(NewEvent::plain(time, code, 0)) == Logged::Lost {
+            log::error!("event {code} lost: the database cannot take it");
         }
     }
 
@@ -319,8 +411,9 @@ impl Session {
     pub fn connect(&mut self) -> Result<(), SessionError> {
         let sn = self.setup.serial.clone();
         self.conn.timeout = self.params.timeout;
-        // 7.1: no token yet; the device introduces itself.
+        // 7.1: no token yet; the device introduces itself, in plain text.
         self.conn.set_token(None);
+        self.encryption.drop_channel();
         let pq = format!(
             "/iclock/cdata?SN={sn}&options=all&pushver={}&DeviceType=acc",
             crate::protocol::DEVICE_PUSH_VERSION
@@ -330,6 +423,7 @@ impl Session {
             return Err(self.status_error(reply.status, "/iclock/cdata"));
         }
         let init = KeyValues::parse_lines(&reply.text());
+        params::check_answer(&init, "/iclock/cdata")?;
         self.init_registered = init
             .get("registry")
             .is_some_and(|v| v.eq_ignore_ascii_case("ok"));
@@ -343,6 +437,20 @@ impl Session {
             });
         }
 
+        // 7.2, 7.3: the exchange, decided by the version of the init answer
+        // (or the one the server announced last time).
+        let announced = crate::session::params::announced_version(&init).or_else(|| {
+            self.store
+                .option("PushProtVer")
+                .ok()
+                .flatten()
+                .and_then(|v| crate::protocol::ProtocolVersion::parse(&v))
+        });
+        let url = self.setup.server_url.clone();
+        let mode = self
+            .encryption
+            .establish(&mut self.conn, &sn, &url, announced)?;
+
         // 7.4: "the client needs to be registered for each connection".
         self.register()?;
         self.refresh_token();
@@ -352,12 +460,17 @@ impl Session {
         self.conn.timeout = self.params.timeout;
         self.conn.heartbeat = self.params.request_delay;
         self.conn.version = self.params.negotiated();
+        self.ask_server_time();
         log::info!(
-            "connected to {} ({} {}), protocol {}, polling every {}s",
+            "connected to {} ({} {}), protocol {}, {}, polling every {}s",
             self.setup.server_url,
             self.params.server_name.as_deref().unwrap_or("server"),
             self.params.server_version.as_deref().unwrap_or("?"),
             self.conn.version,
+            match mode {
+                sealed::ChannelMode::Encrypted => "encrypted",
+                sealed::ChannelMode::Plain => "plain text",
+            },
             self.params.request_delay.as_secs()
         );
         if self.setup.push_options {
@@ -372,6 +485,19 @@ impl Session {
             upgrade.on_registered(&mut self.store, self.conn.version, &*self.clock);
         }
         Ok(())
+    }
+
+    /// After every connection the server is asked for its time and zone
+    /// (12.5.1's rtdata; the spec has devices ask after SET OPTIONS
+    /// DateTime, and a device that has just started needs both). A server
+    /// without it keeps the connection: the Date header and SET OPTIONS
+    /// remain, and the zone stays as it was.
+    fn ask_server_time(&mut self) {
+        if let Err(e) =
+            crate::commands::server_time::ask_server_time(&mut self.conn, &self.store, &*self.clock)
+        {
+            log::info!("{e}; the local zone stays {}", self.clock.zone().describe());
+        }
     }
 
     fn register(&mut self) -> Result<(), SessionError> {
@@ -397,6 +523,7 @@ impl Session {
             return Err(self.status_error(reply.status, "/iclock/registry"));
         }
         let kv = KeyValues::parse_lines(&reply.text());
+        params::check_answer(&kv, "/iclock/registry")?;
         match kv.get("RegistryCode") {
             Some(code) if !code.is_empty() => {
                 if !kv.contains("SessionID") && self.params.registry_code.as_deref() != Some(code) {
@@ -428,6 +555,7 @@ impl Session {
             return Err(self.status_error(reply.status, "/iclock/push"));
         }
         let kv = KeyValues::parse_lines(&reply.text());
+        params::check_answer(&kv, "/iclock/push")?;
         self.params.apply(&kv);
         ServerParams::persist(&kv, &mut self.store)?;
         Ok(())
@@ -462,6 +590,15 @@ impl Session {
 
     /// One round while online; returns when the next round is due.
     pub fn online_step(&mut self) -> Result<Instant, SessionError> {
+        if self.encryption.key_became_ready() {
+            log::info!("the device key is ready: reconnecting to encrypt");
+            self.state = SessionState::Offline {
+                retry_at: Instant::now(),
+            };
+            return Ok(Instant::now());
+        }
+        let version = Some(self.conn.version);
+        crate::commands::data::uploads::flush_held_events(&mut self.store, version, &*self.clock);
         self.report_results()?;
         let now = Instant::now();
         if self.upload_due(now) {
@@ -475,13 +612,13 @@ impl Session {
             self.next_poll = if commands > 0 {
                 Instant::now()
             } else {
-                Instant::now() + self.params.request_delay
+                later(Instant::now(), self.params.request_delay)
             };
         }
         let mut next = self.next_poll;
         if !self.params.realtime && self.store.outbox_len()? > 0 {
-            next =
-                next.min(self.last_upload + self.params.trans_interval.max(Duration::from_secs(1)));
+            let interval = self.params.trans_interval.max(Duration::from_secs(1));
+            next = next.min(later(self.last_upload, interval));
         }
         Ok(next)
     }
@@ -514,23 +651,46 @@ impl Session {
     }
 
     /// Uploads the outbox oldest first; a batch leaves the outbox only after
-    /// the server accepted it.
+    /// the server accepted it. An rtlog batch is one event unless batching
+    /// is on: 10.2's body is one `${DataRecord}`, and servers that read only
+    /// its first line lost the others (interop.md).
     pub fn flush_outbox(&mut self) -> Result<(), SessionError> {
         let limit = self
             .conn
             .max_package_size
             .saturating_sub(BATCH_HEADROOM)
             .max(1024);
+        let batch_rtlog = self.setup.batch_rtlog;
+        let max_records = move |channel: &str| {
+            if channel == "rtlog" && !batch_rtlog {
+                1
+            } else {
+                usize::MAX
+            }
+        };
+        let mut unwritten = 0usize;
+        // Batches are read READ_AHEAD at a time (Store::outbox_batches).
+        let mut ahead = std::collections::VecDeque::new();
         loop {
             let t0 = Instant::now();
-            let Some(batch) = self.store.outbox_batch(limit)? else {
+            if ahead.is_empty() {
+                ahead.extend(self.store.outbox_batches(limit, &max_records, READ_AHEAD)?);
+            }
+            let Some(batch) = ahead.pop_front() else {
                 break;
             };
             let t1 = Instant::now();
             self.drain_inputs()?;
             self.upload_batch(&batch)?;
             let t2 = Instant::now();
-            self.store.outbox_remove(&batch)?;
+            // Accepted: in memory now, written every ACK_WRITE_EVERY records
+            // and when the upload ends (Store::outbox_ack).
+            self.store.outbox_ack(&batch)?;
+            unwritten += batch.count;
+            if unwritten >= ACK_WRITE_EVERY {
+                unwritten = 0;
+                self.store.outbox_compact(false)?;
+            }
             log::debug!(
                 "uploaded {} {} records: read {:?}, post {:?}, remove {:?}",
                 batch.count,
@@ -540,22 +700,36 @@ impl Session {
                 t2.elapsed()
             );
             self.last_upload = Instant::now();
-            self.store.outbox_compact(false)?;
             // 9: during a long upload the heartbeat is kept with ping.
             self.conn.keepalive();
         }
         self.last_upload = Instant::now();
         // Everything accepted: drop the acknowledged rows now that nothing waits.
         self.store.outbox_compact(true)?;
+        // Within ~MaxAttLogCount, through acknowledged events only.
+        match self.store.prune_event_log() {
+            Ok(0) => {}
+            Ok(n) => log::info!("event log at its cap: {n} uploaded event(s) pruned"),
+            Err(e) => log::warn!("cannot prune the event log ({e}); it stays over its cap for now"),
+        }
         Ok(())
     }
 
     fn upload_batch(&mut self, batch: &OutboxBatch) -> Result<(), SessionError> {
         let sn = &self.setup.serial;
         let count = batch.count;
+        // `count=` wherever records are counted (interop.md: always send
+        // it); 10.2 and 10.3 show none for rtlog and rtstate, and servers
+        // that take the records alone ignore it.
         let pq = match batch.channel.split_once('/') {
             Some(("tabledata", name)) => {
                 format!("/iclock/cdata?SN={sn}&table=tabledata&tablename={name}&count={count}")
+            }
+            _ if matches!(batch.channel.as_str(), "rtlog" | "rtstate") => {
+                format!(
+                    "/iclock/cdata?SN={sn}&table={}&count={count}",
+                    batch.channel
+                )
             }
             _ => format!("/iclock/cdata?SN={sn}&table={}", batch.channel),
         };
@@ -604,8 +778,13 @@ impl Session {
             let text = reply.into_text();
             parse_getrequest(&text)
         };
-        for issue in issues {
-            log::warn!("ignoring a getrequest line that is not a command: {issue:?}");
+        if !issues.is_empty() {
+            // One line per answer, however many junk lines it had.
+            log::warn!(
+                "ignoring {} getrequest line(s) that are not commands; the first: {:?}",
+                issues.len(),
+                issues.first()
+            );
         }
         let mut new = 0;
         let started = Instant::now();
@@ -633,17 +812,39 @@ impl Session {
         Ok(new)
     }
 
-    /// Runs one command; `false` when its ID had already run.
+    /// Runs one command; `false` when it had already run (same ID and
+    /// text): its stored result is reported again instead, or, for a
+    /// revocation, it is applied again. Either way it is no new work, so a
+    /// server that keeps offering it is not polled again at once.
     fn handle_command(&mut self, line: &CommandLine) -> Result<bool, SessionError> {
-        if self.store.command_result(&line.id)?.is_some() {
-            log::info!(
-                "command {} was already executed; re-sending its result",
-                line.id
-            );
-            self.store.mark_result_unreported(&line.id)?;
-            return Ok(false);
-        }
+        let digest = line.text_digest();
         let command = Command::classify(line);
+        let mut repeated = false;
+        match self.store.command_result(&line.id)? {
+            Some(stored) if stored.answers(&digest) => {
+                repeated = true;
+                if !crate::commands::data::revocation::is_revocation(&command) {
+                    log::info!(
+                        "command {} was already executed; re-sending its result",
+                        line.id
+                    );
+                    self.store.mark_result_unreported(&line.id)?;
+                    return Ok(false);
+                }
+                // A revocation is never skipped: the same ID and text may
+                // come from a server that renumbered its commands after
+                // others re-granted the access (revocation.rs).
+                log::info!(
+                    "command {} was already executed but revokes access; applying it again",
+                    line.id
+                );
+            }
+            Some(_) => log::info!(
+                "command ID {} was used before for another command; running this one as new",
+                line.id
+            ),
+            None => {}
+        }
         log::debug!(
             "executing command {}: {}",
             command.id,
@@ -664,6 +865,7 @@ impl Session {
         // -12 and is reported after the restart (invariants 2 and 4).
         self.store.begin_command(
             &command.id,
+            &digest,
             &command.result_name(),
             codes::EXECUTION_ERROR,
             !idempotent,
@@ -696,7 +898,7 @@ impl Session {
         if outcome.follow_up == FollowUp::Restart {
             self.restart_requested = true;
         }
-        Ok(true)
+        Ok(!repeated)
     }
 
     /// 10.4: results not yet reported, one per request unless batching is on.
@@ -731,5 +933,76 @@ impl Session {
     /// The connection, for tests of the session's pieces.
     pub fn link(&mut self) -> &mut dyn ServerLink {
         &mut self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::platform::RecordingPlatform;
+    use std::sync::mpsc::channel;
+
+    /// A server that is never reachable.
+    struct Unreachable;
+
+    impl Transport for Unreachable {
+        fn send(
+            &mut self,
+            request: &transport::HttpRequest,
+            _timeout: Duration,
+            _sink: Option<&mut dyn std::io::Write>,
+        ) -> Result<transport::HttpReply, TransportError> {
+            Err(TransportError::Connect {
+                url: request.url.clone(),
+                message: "refused".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn delays_beyond_any_clock_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = SessionSetup {
+            serial: "SN1".into(),
+            server_url: "http://127.0.0.1:9".into(),
+            device: DeviceDescription {
+                name: "lintel".into(),
+                firmware_version: "0".into(),
+                mac: None,
+                lock_count: 1,
+                reader_count: 1,
+                aux_in_count: 0,
+                aux_out_count: 0,
+                max_package_size: 2_048_000,
+                cmd_format: 0,
+                rs485_readers: false,
+            },
+            batch_results: false,
+            push_options: false,
+            batch_rtlog: false,
+            allowed_download_hosts: Vec::new(),
+            encryption: crate::crypto::EncryptionPolicy::Off,
+            channel: sealed::SharedChannel::default(),
+            error_delay: Duration::MAX,
+            request_delay: Duration::MAX,
+            timeout: Duration::from_secs(1),
+        };
+        let (tx, rx) = channel();
+        let session = Session::new(
+            setup,
+            Store::open(dir.path()).unwrap(),
+            Box::new(Unreachable),
+            Arc::new(ManualClock::new(chrono::Utc::now())),
+            Arc::new(RecordingPlatform::new()),
+            Dispatcher::new(),
+            rx,
+        )
+        .unwrap();
+        let running = std::thread::spawn(move || session.run());
+        // The first connection fails at once; the session then waits "for ever".
+        std::thread::sleep(Duration::from_millis(300));
+        tx.send(SessionInput::Shutdown).unwrap();
+        running.join().expect("the session thread did not panic");
     }
 }

@@ -30,6 +30,44 @@ pub const PERSISTED_KEYS: &[&str] = &[
     "QRCodeDecryptKey",
 ];
 
+/// Longest RegistryCode or SessionID kept. Deployed servers send some tens
+/// of characters; the token is an MD5 over them, so length buys nothing.
+pub const MAX_IDENTITY_LEN: usize = 128;
+
+/// Whether `value` may be kept as a RegistryCode or SessionID: at most
+/// [`MAX_IDENTITY_LEN`] printable ASCII characters, no space or control
+/// character. A truncated, non-UTF-8 or binary answer is not one, and a
+/// token made from it would only be wrong.
+pub fn valid_identity(value: &str) -> bool {
+    value.len() <= MAX_IDENTITY_LEN && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Refuses a configuration answer whose RegistryCode or SessionID could not
+/// make a right token: nothing of it is kept, and the session reconnects.
+pub fn check_answer(kv: &KeyValues, endpoint: &str) -> Result<(), super::SessionError> {
+    check_identity(kv).map_err(|detail| super::SessionError::BadReply {
+        endpoint: endpoint.into(),
+        detail,
+    })
+}
+
+/// Checks the RegistryCode and SessionID of a configuration answer before
+/// anything of it is applied or kept; the error says which key is bad.
+pub fn check_identity(kv: &KeyValues) -> Result<(), String> {
+    for key in ["RegistryCode", "SessionID"] {
+        if let Some(value) = kv.get(key) {
+            if !valid_identity(value) {
+                return Err(format!(
+                    "{key} is not 1 to {MAX_IDENTITY_LEN} printable ASCII characters ({} bytes: {:?})",
+                    value.len(),
+                    value.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The parameters the session runs by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerParams {
@@ -82,14 +120,14 @@ impl ServerParams {
         for (key, value) in kv.iter() {
             let k = key.to_ascii_lowercase();
             let ok = match k.as_str() {
-                "registrycode" => {
-                    self.registry_code = Some(value.to_owned());
-                    true
-                }
-                "sessionid" => {
-                    self.session_id = value.to_owned();
-                    true
-                }
+                "registrycode" => set(
+                    &mut self.registry_code,
+                    valid_identity(value).then(|| Some(value.to_owned())),
+                ),
+                "sessionid" => set(
+                    &mut self.session_id,
+                    valid_identity(value).then(|| value.to_owned()),
+                ),
                 "serverversion" => {
                     self.server_version = Some(value.to_owned());
                     true
@@ -102,19 +140,19 @@ impl ServerParams {
                 "pushprotver" | "pushversion" => {
                     set(&mut self.server_protocol, ProtocolVersion::parse(value))
                 }
-                "errordelay" => set(&mut self.error_delay, seconds(value, 1, 3600)),
-                "requestdelay" => set(&mut self.request_delay, seconds(value, 1, 3600)),
+                "errordelay" => set(&mut self.error_delay, seconds(key, value, 1, 3600)),
+                "requestdelay" => set(&mut self.request_delay, seconds(key, value, 1, 3600)),
                 "transtimes" => set(&mut self.trans_times, parse_trans_times(value)),
                 "transinterval" => set(
                     &mut self.trans_interval,
-                    parse_u64(value, 0, 24 * 60).map(|m| Duration::from_secs(m * 60)),
+                    bounded(key, value, 0, 24 * 60).map(|m| Duration::from_secs(m * 60)),
                 ),
                 "transtables" => {
                     self.trans_tables = value.split_whitespace().map(str::to_owned).collect();
                     true
                 }
                 "realtime" => set(&mut self.realtime, parse_u64(value, 0, 1).map(|v| v == 1)),
-                "timeoutsec" => set(&mut self.timeout, seconds(value, 1, 600)),
+                "timeoutsec" => set(&mut self.timeout, seconds(key, value, 1, 600)),
                 "biophotofun" => set(
                     &mut self.bio_photo_fun,
                     parse_u64(value, 0, 1).map(|v| v == 1),
@@ -138,7 +176,8 @@ impl ServerParams {
             };
             if !ok {
                 log::warn!(
-                    "server parameter {key}={value:?} is invalid; keeping the previous value"
+                    "server parameter {key}={} is invalid; keeping the previous value",
+                    crate::config::shown(value)
                 );
             }
         }
@@ -148,6 +187,18 @@ impl ServerParams {
     pub fn negotiated(&self) -> ProtocolVersion {
         self.server_protocol
             .min(crate::protocol::DEVICE_PUSH_VERSION)
+    }
+
+    /// The protocol version in use as the last session persisted it, for
+    /// threads without a session of their own (the engine's error log).
+    pub fn persisted_protocol(store: &Store) -> ProtocolVersion {
+        let server = store
+            .option("PushProtVer")
+            .ok()
+            .flatten()
+            .and_then(|v| ProtocolVersion::parse(&v))
+            .unwrap_or(ProtocolVersion::DEFAULT_SERVER);
+        server.min(crate::protocol::DEVICE_PUSH_VERSION)
     }
 
     /// Persists the server-sent keys of `kv` that this firmware keeps.
@@ -182,6 +233,16 @@ impl ServerParams {
     }
 }
 
+/// The protocol version an answer announces (`PushProtVer`, or
+/// `PushVersion` as some servers write it), if it names one.
+pub fn announced_version(kv: &KeyValues) -> Option<ProtocolVersion> {
+    kv.iter()
+        .find(|(k, _)| {
+            k.eq_ignore_ascii_case("PushProtVer") || k.eq_ignore_ascii_case("PushVersion")
+        })
+        .and_then(|(_, v)| ProtocolVersion::parse(v))
+}
+
 fn set<T>(slot: &mut T, value: Option<T>) -> bool {
     match value {
         Some(v) => {
@@ -200,8 +261,28 @@ fn parse_u64(value: &str, min: u64, max: u64) -> Option<u64> {
         .filter(|v| (min..=max).contains(v))
 }
 
-fn seconds(value: &str, min: u64, max: u64) -> Option<Duration> {
-    parse_u64(value, min, max).map(Duration::from_secs)
+/// A whole number clamped into `min..=max`, with a log line when it was not
+/// in it: a server asking for a week's ErrorDelay gets the longest we allow,
+/// and no value can make time arithmetic overflow. Not a number: `None`.
+fn bounded(key: &str, value: &str, min: u64, max: u64) -> Option<u64> {
+    let digits = value.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: only too many of them fail to parse.
+    let n = digits.parse::<u64>().unwrap_or(u64::MAX);
+    let clamped = n.clamp(min, max);
+    if clamped != n {
+        log::warn!(
+            "server parameter {key}={} is outside {min}..={max}; using {clamped}",
+            crate::config::shown(digits)
+        );
+    }
+    Some(clamped)
+}
+
+fn seconds(key: &str, value: &str, min: u64, max: u64) -> Option<Duration> {
+    bounded(key, value, min, max).map(Duration::from_secs)
 }
 
 /// `12:30;14:30`. The spec's own example `00:0014:00` lost its separator; a
@@ -255,6 +336,50 @@ mod tests {
         assert!(!p.realtime);
         assert_eq!(p.timeout, Duration::from_secs(10)); // "x" ignored
         assert_eq!(p.negotiated(), ProtocolVersion::new(3, 0, 1));
+    }
+
+    #[test]
+    fn registry_code_and_session_id_must_be_printable_ascii() {
+        assert!(valid_identity("Uy47fxftP3"));
+        assert!(valid_identity(""));
+        assert!(valid_identity(&"a".repeat(MAX_IDENTITY_LEN)));
+        assert!(!valid_identity(&"a".repeat(MAX_IDENTITY_LEN + 1)));
+        for bad in ["张三", "ab cd", "ab\u{7}cd", "\u{fffd}", "tab\there"] {
+            assert!(!valid_identity(bad), "{bad:?}");
+        }
+        assert!(check_identity(&KeyValues::parse_lines("RegistryCode=abc\nSessionID=S1")).is_ok());
+        let e = check_identity(&KeyValues::parse_lines(
+            "RegistryCode=abc\nSessionID=\u{1}x",
+        ))
+        .unwrap_err();
+        assert!(e.contains("SessionID"), "{e}");
+        // A bad value already stored (older firmware) is not applied either.
+        let mut p = defaults();
+        p.apply(&KeyValues::parse_lines("RegistryCode=good"));
+        p.apply(&KeyValues::parse_lines(
+            "RegistryCode=b\u{ff}d\nSessionID=\u{0}",
+        ));
+        assert_eq!(p.registry_code.as_deref(), Some("good"));
+        assert_eq!(p.session_id, "");
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_clamped_and_junk_is_ignored() {
+        let mut p = defaults();
+        p.apply(&KeyValues::parse_lines(
+            "ErrorDelay=18446744073709551616000\nRequestDelay=0\nTimeoutSec=100000\nTransInterval=9223372036854775807",
+        ));
+        assert_eq!(p.error_delay, Duration::from_secs(3600));
+        assert_eq!(p.request_delay, Duration::from_secs(1));
+        assert_eq!(p.timeout, Duration::from_secs(600));
+        assert_eq!(p.trans_interval, Duration::from_secs(24 * 3600));
+        p.apply(&KeyValues::parse_lines(
+            "ErrorDelay=-5\nRequestDelay=1e9\nTimeoutSec=\nTransInterval=+3",
+        ));
+        assert_eq!(p.error_delay, Duration::from_secs(3600), "kept");
+        assert_eq!(p.request_delay, Duration::from_secs(1), "kept");
+        assert_eq!(p.timeout, Duration::from_secs(600), "kept");
+        assert_eq!(p.trans_interval, Duration::from_secs(24 * 3600), "kept");
     }
 
     #[test]

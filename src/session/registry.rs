@@ -15,6 +15,8 @@ pub struct DeviceDescription {
     pub aux_out_count: usize,
     pub max_package_size: usize,
     pub cmd_format: u8,
+    /// The board has RS-485 (OSDP) readers.
+    pub rs485_readers: bool,
 }
 
 /// Event codes (Appendix 2) this firmware can generate; they form the
@@ -24,6 +26,15 @@ pub const SUPPORTED_EVENTS: &[u8] = &[
     38, 39, 40, 41, 42, 44, 45, 48, 63, 64, 65, 75, 100, 101, 102, 105, 200, 201, 202, 204, 205,
     206, 207, 208, 209, 214, 215, 220, 221, 225, 226, 227, 228, 229, 230, 232, 233, 234,
 ];
+
+/// Events only boards with RS-485 readers generate: reader tamper 109 / 236, reader
+/// offline 110 / online 237.
+pub const RS485_READER_EVENTS: &[u8] = &[109, 110, 236, 237];
+
+/// AccSupportFunList positions that come with RS-485 readers: 1 "485 reader
+/// encryption" (the OSDP Secure Channel), 32 "mixed readers (Wiegand/485 reader)".
+/// Position 13 "Control the 485 reader Led" waits for reader feedback.
+pub const RS485_READER_FUNCTIONS: &[usize] = &[1, 32];
 
 /// Verification modes (Appendix 3) this firmware supports: automatic, user
 /// ID, password, card, card or password, card and password.
@@ -103,7 +114,8 @@ pub fn capability_line(dev: &DeviceDescription, option: &dyn Fn(&str) -> Option<
     add("MachineType", "101".into());
     add("~IsOnlyRFMachine", "1".into());
     add("~MaxUserCount", "100000".into());
-    add("~MaxAttLogCount", "1000000".into());
+    // Beyond it the oldest uploaded events are pruned (Store::prune_event_log).
+    add("~MaxAttLogCount", crate::store::EVENT_LOG_CAP.to_string());
     add("~MaxUserFingerCount", "0".into());
     add("MThreshold", "0".into());
     for key in ["IPAddress", "NetMask", "GATEIPAddress"] {
@@ -118,13 +130,22 @@ pub fn capability_line(dev: &DeviceDescription, option: &dyn Fn(&str) -> Option<
     add("~ReaderCFGFunOn", "1".into());
     add("~ReaderLinkageFunOn", "1".into());
     add("~RelayStateFunOn", "1".into());
-    add("~Ext485ReaderFunOn", "1".into());
+    add(
+        "~Ext485ReaderFunOn",
+        if dev.rs485_readers { "1" } else { "0" }.into(),
+    );
     add("~TimeAPBFunOn", "1".into());
     add("~CtlAllRelayFunOn", "1".into());
     add("~LossCardFunOn", "1".into());
     add("SimpleEventType", "1".into());
     add("VerifyStyles", verify_styles_bitmap(SUPPORTED_VERIFY_MODES));
-    add("EventTypes", event_types_bitmap(SUPPORTED_EVENTS));
+    let mut events = SUPPORTED_EVENTS.to_vec();
+    let mut functions = ACC_SUPPORT_FUNCTIONS.to_vec();
+    if dev.rs485_readers {
+        events.extend_from_slice(RS485_READER_EVENTS);
+        functions.extend_from_slice(RS485_READER_FUNCTIONS);
+    }
+    add("EventTypes", event_types_bitmap(&events));
     add("DisableUserFunOn", "1".into());
     add("DeleteAndFunOn", "1".into());
     add("LogIDFunOn", "1".into());
@@ -138,10 +159,7 @@ pub fn capability_line(dev: &DeviceDescription, option: &dyn Fn(&str) -> Option<
     add("FaceFunOn", "0".into());
     add("FingerFunOn", "0".into());
     add("CameraOpen", "0".into());
-    add(
-        "AccSupportFunList",
-        acc_support_fun_list(ACC_SUPPORT_FUNCTIONS),
-    );
+    add("AccSupportFunList", acc_support_fun_list(&functions));
     add("AutoServerFunOn", opt("AutoServerFunOn", "0"));
     add("DelayOpenDoorFunOn", "0".into());
     add("UserOpenDoorDelayFunOn", "0".into());
@@ -214,6 +232,7 @@ mod tests {
             aux_out_count: 4,
             max_package_size: 2048000,
             cmd_format: 1,
+            rs485_readers: false,
         };
         let line = capability_line(&dev, &|k| (k == "DateFmtFunOn").then(|| "0".to_owned()));
         let kv = KeyValues::parse_comma(&line);
@@ -223,5 +242,44 @@ mod tests {
         assert_eq!(kv.get("DateFmtFunOn"), Some("0"));
         assert_eq!(kv.get("AccSupportFunList").map(|s| &s[..4]), Some("1011"));
         assert!(!line.contains('\n'));
+        assert_eq!(kv.get("~Ext485ReaderFunOn"), Some("0"));
+    }
+
+    #[test]
+    fn rs485_support_is_announced_only_for_boards_with_such_readers() {
+        let mut dev = DeviceDescription {
+            name: "lintel".into(),
+            firmware_version: "0.1.0".into(),
+            mac: None,
+            lock_count: 1,
+            reader_count: 2,
+            aux_in_count: 0,
+            aux_out_count: 0,
+            max_package_size: 2048000,
+            cmd_format: 0,
+            rs485_readers: false,
+        };
+        let has_event = |line: &str, e: u8| {
+            let kv = KeyValues::parse_comma(line);
+            let hex = kv.get("EventTypes").unwrap().to_owned();
+            let byte = u8::from_str_radix(&hex[usize::from(e / 8) * 2..][..2], 16).unwrap();
+            byte & (1 << (e % 8)) != 0
+        };
+        let plain = capability_line(&dev, &|_| None);
+        dev.rs485_readers = true;
+        let rs485 = capability_line(&dev, &|_| None);
+        let (p, r) = (
+            KeyValues::parse_comma(&plain),
+            KeyValues::parse_comma(&rs485),
+        );
+        assert_eq!(p.get("~Ext485ReaderFunOn"), Some("0"));
+        assert_eq!(r.get("~Ext485ReaderFunOn"), Some("1"));
+        let bit = |kv: &KeyValues, i: usize| kv.get("AccSupportFunList").unwrap().as_bytes()[i];
+        assert_eq!((bit(&p, 1), bit(&p, 32)), (b'0', b'0'));
+        assert_eq!((bit(&r, 1), bit(&r, 32), bit(&r, 13)), (b'1', b'1', b'0'));
+        for e in [109, 110, 236, 237] {
+            assert!(!has_event(&plain, e) && has_event(&rs485, e), "event {e}");
+        }
+        assert!(has_event(&plain, 100) && has_event(&rs485, 100));
     }
 }

@@ -18,6 +18,10 @@ pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The most body bytes read of the answer, counted after decoding
+    /// (see [`super::limits`]): more is an error for a 2xx answer and is
+    /// cut off for any other. Also bounds what a sink receives.
+    pub max_body: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -62,17 +66,28 @@ pub enum TransportError {
     Timeout { url: String, message: String },
     #[error("reading the answer of {url} failed: {message}")]
     Body { url: String, message: String },
-    #[error("answer of {url} is larger than {limit} bytes")]
+    #[error("answer of {url} is larger than {limit} bytes (after decoding); not read further")]
     TooLarge { url: String, limit: u64 },
     #[error("writing the downloaded body failed: {0}")]
     Sink(std::io::Error),
     #[error("bad URL {0}")]
     BadUrl(String),
+    #[error("HTTPS with {url} refused: {message}; check server.ca_file and server.pin_sha256 (there is no fall back to HTTP)")]
+    Certificate { url: String, message: String },
+    #[error("encrypted PUSH with {url}: {source}")]
+    Sealed {
+        url: String,
+        source: crate::crypto::CryptoError,
+    },
 }
 
-/// Sends one request and returns the answer, whatever its status.
+/// Sends one request and returns the answer, whatever its status. Redirects
+/// are not followed: they are answers like any other (the link decides
+/// where the device may go, see [`super::origin`]).
 pub trait Transport: Send {
-    /// `sink`: stream the body there instead of buffering it (downloads).
+    /// `sink`: stream a 2xx body there instead of buffering it (downloads);
+    /// the body of any other status is buffered (bounded), never streamed,
+    /// so an error page or a redirect never becomes downloaded content.
     fn send(
         &mut self,
         request: &HttpRequest,
@@ -80,9 +95,6 @@ pub trait Transport: Send {
         sink: Option<&mut dyn Write>,
     ) -> Result<HttpReply, TransportError>;
 }
-
-/// Largest buffered answer. Command batches with photos stay far below.
-pub const MAX_BUFFERED_BODY: u64 = 32 * 1024 * 1024;
 
 /// The real transport: one ureq agent, HTTP statuses returned as values.
 pub struct UreqTransport {
@@ -126,28 +138,38 @@ impl UreqTransport {
     /// A transport that trusts the roots in `ca_file` (PEM); an empty path
     /// trusts none, for plain-HTTP servers.
     pub fn with_ca_file(ca_file: &std::path::Path) -> Self {
-        let roots = if ca_file.as_os_str().is_empty() {
+        Self::with_tls(&super::tls::TlsSettings::with_ca_file(ca_file))
+    }
+
+    /// A transport that trusts the roots of `tls.ca_file` and, with a pin,
+    /// only the server key it names.
+    pub fn with_tls(tls: &super::tls::TlsSettings) -> Self {
+        use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+        let roots = if tls.ca_file.as_os_str().is_empty() {
             Vec::new()
         } else {
-            load_root_certs(ca_file)
+            load_root_certs(&tls.ca_file)
         };
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-            .build();
+        // Our own TLS connector (session/tls.rs): ureq's TlsConfig cannot
+        // take the pinning verifier.
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(super::tls::TlsConnector {
+                    config: super::tls::client_config(&roots, tls.pin_sha256),
+                });
         let config = ureq::Agent::config_builder()
-            .tls_config(tls)
             .http_status_as_error(false)
             // The device sends exactly the headers the protocol needs.
             .user_agent(ureq::config::AutoHeaderValue::None)
-            .max_redirects(3)
+            // A redirect goes back to the link, which follows it only to
+            // the server's origin or an allowed host (ureq would follow it
+            // anywhere, and take the answer's `Date` and body from there).
+            .max_redirects(0)
             .max_idle_connections_per_host(2)
             .build();
         let names = ResolverCache::default();
-        let agent = ureq::Agent::with_parts(
-            config,
-            ureq::unversioned::transport::DefaultConnector::new(),
-            CachingResolver::new(names.clone()),
-        );
+        let agent = ureq::Agent::with_parts(config, connector, CachingResolver::new(names.clone()));
         UreqTransport {
             agent,
             user_agent: format!("iClock Proxy/1.09 lintel/{}", env!("CARGO_PKG_VERSION")),
@@ -173,6 +195,22 @@ fn classify_error(url: &str, e: ureq::Error) -> TransportError {
         ureq::Error::BodyExceedsLimit(limit) => TransportError::TooLarge {
             url: url.to_owned(),
             limit,
+        },
+        ureq::Error::Rustls(rustls::Error::InvalidCertificate(why)) => {
+            TransportError::Certificate {
+                url: url.to_owned(),
+                message: match why {
+                    rustls::CertificateError::Other(other) => other.to_string(),
+                    rustls::CertificateError::UnknownIssuer => {
+                        "its certificate is not signed by a trusted CA".into()
+                    }
+                    other => format!("its certificate is invalid ({other:?})"),
+                },
+            }
+        }
+        ureq::Error::Tls(why) => TransportError::Certificate {
+            url: url.to_owned(),
+            message: why.to_owned(),
         },
         _ => TransportError::Connect {
             url: url.to_owned(),
@@ -239,45 +277,61 @@ impl Transport for UreqTransport {
                 )
             })
             .collect();
-        let body = match sink {
-            Some(sink) => {
-                let mut reader = response.body_mut().as_reader();
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = std::io::Read::read(&mut reader, &mut buf).map_err(|e| {
-                        TransportError::Body {
-                            url: url.to_owned(),
-                            message: e.to_string(),
-                        }
-                    })?;
-                    if n == 0 {
-                        break;
-                    }
-                    sink.write_all(&buf[..n]).map_err(TransportError::Sink)?;
-                }
-                Vec::new()
-            }
-            None => response
-                .body_mut()
-                .with_config()
-                .limit(MAX_BUFFERED_BODY)
-                .read_to_vec()
-                .map_err(|e| match e {
-                    ureq::Error::BodyExceedsLimit(limit) => TransportError::TooLarge {
-                        url: url.to_owned(),
-                        limit,
-                    },
-                    other => TransportError::Body {
-                        url: url.to_owned(),
-                        message: other.to_string(),
-                    },
-                })?,
-        };
+        let body = read_body(&mut response, url, status, request.max_body, sink)?;
         Ok(HttpReply {
             status,
             headers,
             body,
         })
+    }
+}
+
+/// Reads the answer's body, at most `limit` bytes after decoding: a 2xx body
+/// into `sink` when there is one, else into memory; a longer 2xx body is an
+/// error, any other is cut (its status is what counts).
+fn read_body(
+    response: &mut ureq::http::Response<ureq::Body>,
+    url: &str,
+    status: u16,
+    limit: u64,
+    sink: Option<&mut dyn Write>,
+) -> Result<Vec<u8>, TransportError> {
+    let success = (200..300).contains(&status);
+    let limit = if success {
+        limit
+    } else {
+        limit.min(super::limits::ERROR_PAGE_BYTES)
+    };
+    let failed = |e: std::io::Error| match ureq::Error::from(e) {
+        ureq::Error::BodyExceedsLimit(limit) => TransportError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        },
+        other => TransportError::Body {
+            url: url.to_owned(),
+            message: other.to_string(),
+        },
+    };
+    // Only up to the limit: a Content-Length is the server's claim.
+    let announced = response.body().content_length().unwrap_or(0).min(limit);
+    let mut reader = response.body_mut().with_config().limit(limit).reader();
+    if let (Some(sink), true) = (sink, success) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buf).map_err(failed)?;
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            sink.write_all(&buf[..n]).map_err(TransportError::Sink)?;
+        }
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    match std::io::Read::read_to_end(&mut reader, &mut body) {
+        Ok(_) => Ok(body),
+        Err(e) => match failed(e) {
+            TransportError::TooLarge { .. } if !success => Ok(body),
+            e => Err(e),
+        },
     }
 }
 

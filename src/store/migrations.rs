@@ -68,6 +68,13 @@ const MIGRATIONS: &[Migration] = &[
         name: "engine indexes",
         sql: include_str!("migrations/0005_engine_indexes.sql"),
     },
+    // Only adds defaulted columns: firmware of schema 5 still runs on it.
+    Migration {
+        version: 6,
+        readable_by: 5,
+        name: "command identity and C3 user fields",
+        sql: include_str!("migrations/0006_provisioning.sql"),
+    },
 ];
 
 pub(super) fn latest_version() -> i64 {

@@ -5,12 +5,15 @@
 //! the session writes. Table and field names never come from outside: all SQL
 //! here is fixed text and every value is a bound parameter.
 
+pub mod errorlog;
 mod events;
+mod held;
 mod migrations;
 mod outbox;
 mod results;
 
-pub use events::{EventRecord, NewEvent};
+pub use events::{EventRecord, NewEvent, EVENT_LOG_CAP};
+pub use held::{HoldReport, Logged, WriteFailure, MAX_HELD_EVENTS};
 pub use outbox::{OutboxBatch, ACKED_THROUGH_KEY};
 pub use results::StoredResult;
 
@@ -51,17 +54,31 @@ pub struct Store {
     path: PathBuf,
     /// Cached outbox acknowledgement watermark (see `outbox.rs`).
     acked_through: std::cell::Cell<Option<i64>>,
+    /// Events the database could not take yet (see `held.rs`).
+    held: held::HeldEvents,
+    /// The watermark moved in memory and is not written yet.
+    ack_unwritten: std::cell::Cell<bool>,
 }
 
 impl Store {
     /// Opens (creating if needed) `<data_dir>/lintel.db` and brings its schema
     /// up to date.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
-            path: data_dir.to_owned(),
-            source,
+        // Owner-only: the database holds cards, PINs and the RegistryCode.
+        crate::private_files::create_private_dir(data_dir).map_err(|source| {
+            StoreError::CreateDir {
+                path: data_dir.to_owned(),
+                source,
+            }
         })?;
-        Self::open_file(&data_dir.join(DB_FILE))
+        let path = data_dir.join(DB_FILE);
+        crate::private_files::ensure_private_file(&path).map_err(|source| {
+            StoreError::CreateDir {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Self::open_file(&path)
     }
 
     /// Opens a database file directly (tests, tools).
@@ -86,6 +103,8 @@ impl Store {
             conn,
             path: path.to_owned(),
             acked_through: std::cell::Cell::new(None),
+            held: held::HeldEvents::default(),
+            ack_unwritten: std::cell::Cell::new(false),
         })
     }
 
@@ -149,11 +168,14 @@ impl Store {
     }
 
     pub fn set_option(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO options(key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [key, value],
-        )?;
+        // Cached: the upload watermark is set after every accepted batch,
+        // which is every event when they go one per request.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO options(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([key, value])?;
         Ok(())
     }
 
@@ -185,8 +207,15 @@ impl Store {
     }
 }
 
+/// The server's zone (`+0800`), kept across restarts (commands::server_time).
+pub const SERVER_ZONE_KEY: &str = "~ServerTZ";
+
 /// Option keys only the firmware writes; see [`Store::is_internal_option`].
-const INTERNAL_OPTION_KEYS: &[&str] = &[outbox::ACKED_THROUGH_KEY, migrations::READABLE_BY_KEY];
+const INTERNAL_OPTION_KEYS: &[&str] = &[
+    outbox::ACKED_THROUGH_KEY,
+    migrations::READABLE_BY_KEY,
+    SERVER_ZONE_KEY,
+];
 
 #[cfg(test)]
 mod tests {

@@ -80,12 +80,43 @@ impl Store {
     /// channel and their bodies fit in `max_bytes` (at least one row is
     /// always returned).
     pub fn outbox_batch(&self, max_bytes: usize) -> Result<Option<OutboxBatch>, StoreError> {
+        self.outbox_batch_limited(max_bytes, &|_| usize::MAX)
+    }
+
+    /// [`Store::outbox_batch`] with at most `max_records(channel)` rows: one
+    /// per request for channels whose servers may read only the first
+    /// record of a body.
+    pub fn outbox_batch_limited(
+        &self,
+        max_bytes: usize,
+        max_records: &dyn Fn(&str) -> usize,
+    ) -> Result<Option<OutboxBatch>, StoreError> {
+        Ok(self
+            .outbox_batches(max_bytes, max_records, 1)?
+            .into_iter()
+            .next())
+    }
+
+    /// The next `max_batches` batches of [`Store::outbox_batch_limited`] in
+    /// one query, as long as all of them together fit in `max_bytes`: at
+    /// one event per request, a query per event cost a quarter of its time.
+    /// Taking several ahead is safe because rows are only appended; the one
+    /// row that can be replaced meanwhile, rtstate, is then sent before its
+    /// newer state.
+    pub fn outbox_batches(
+        &self,
+        max_bytes: usize,
+        max_records: &dyn Fn(&str) -> usize,
+        max_batches: usize,
+    ) -> Result<Vec<OutboxBatch>, StoreError> {
         let acked = self.outbox_acked_through()?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, channel, body FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
         let mut rows = stmt.query(params![acked, SCAN_ROWS])?;
-        let mut batch: Option<OutboxBatch> = None;
+        let mut batches: Vec<OutboxBatch> = Vec::new();
+        let mut limit = usize::MAX;
+        let mut total = 0usize;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
             let text = |i: usize| -> Result<&str, StoreError> {
@@ -99,30 +130,40 @@ impl Store {
             };
             let channel = text(1)?;
             let body = text(2)?;
-            match &mut batch {
-                None => {
-                    let mut text = String::with_capacity(max_bytes.min(4 << 20));
-                    text.push_str(body);
-                    batch = Some(OutboxBatch {
-                        channel: channel.to_owned(),
-                        body: text,
-                        first_id: id,
-                        last_id: id,
-                        count: 1,
-                    });
-                }
-                Some(b) => {
-                    if b.channel != channel || b.body.len() + 1 + body.len() > max_bytes {
-                        break;
-                    }
-                    b.body.push('\n');
-                    b.body.push_str(body);
-                    b.last_id = id;
-                    b.count += 1;
-                }
+            let joins = batches.last().is_some_and(|b| {
+                b.count < limit
+                    && b.channel == channel
+                    && b.body.len() + 1 + body.len() <= max_bytes
+            });
+            if !batches.is_empty() && total + 1 + body.len() > max_bytes {
+                break;
             }
+            if joins {
+                let b = batches.last_mut().expect("a batch to join");
+                b.body.push('\n');
+                b.body.push_str(body);
+                b.last_id = id;
+                b.count += 1;
+                total += 1 + body.len();
+                continue;
+            }
+            if batches.len() == max_batches {
+                break;
+            }
+            limit = max_records(channel).max(1);
+            let capacity = if limit == 1 { body.len() } else { max_bytes };
+            let mut text = String::with_capacity(capacity.min(4 << 20));
+            text.push_str(body);
+            total += if batches.is_empty() { 0 } else { 1 } + body.len();
+            batches.push(OutboxBatch {
+                channel: channel.to_owned(),
+                body: text,
+                first_id: id,
+                last_id: id,
+                count: 1,
+            });
         }
-        Ok(batch)
+        Ok(batches)
     }
 
     /// Records that the server accepted a batch. Batches are taken oldest
@@ -132,23 +173,52 @@ impl Store {
     /// cut only means the batch is sent again, with the same indexes, which
     /// is harmless; the next synced commit makes it durable anyway (WAL keeps
     /// commits in order). Event inserts stay fully synced.
+    ///
+    /// The acknowledgement is taken in memory before it is written: should
+    /// the write fail (disk full, read-only), the error is returned but this
+    /// process still never sends the batch again, and the watermark is
+    /// written with the next acknowledgement that can be.
     pub fn outbox_remove(&self, batch: &OutboxBatch) -> Result<(), StoreError> {
-        let last = batch.last_id;
-        if last <= self.outbox_acked_through()? {
+        self.outbox_ack(batch)?;
+        self.outbox_persist_ack()
+    }
+
+    /// [`Store::outbox_remove`] in memory only: this connection takes the
+    /// batch as accepted at once, and [`Store::outbox_persist_ack`] writes
+    /// the watermark later. At one event per request, writing it for every
+    /// event was a third of the per-event cost; a crash before the write
+    /// only sends the batches since again, with the same indexes, as a
+    /// lost unsynced write already could.
+    pub fn outbox_ack(&self, batch: &OutboxBatch) -> Result<(), StoreError> {
+        if batch.last_id > self.outbox_acked_through()? {
+            self.acked_through.set(Some(batch.last_id));
+            self.ack_unwritten.set(true);
+        }
+        Ok(())
+    }
+
+    /// Writes the watermark of [`Store::outbox_ack`], if it moved.
+    pub fn outbox_persist_ack(&self) -> Result<(), StoreError> {
+        if !self.ack_unwritten.get() {
             return Ok(());
         }
+        let last = self.outbox_acked_through()?;
         self.unsynced(|s| s.set_option(ACKED_THROUGH_KEY, &last.to_string()))?;
-        self.acked_through.set(Some(last));
+        self.ack_unwritten.set(false);
         Ok(())
     }
 
     /// Deletes acknowledged rows when enough have gathered (`force`: any).
+    /// The watermark is written first, so no row is gone while the written
+    /// watermark still says it is due.
     pub fn outbox_compact(&self, force: bool) -> Result<(), StoreError> {
+        self.outbox_persist_ack()?;
         let acked = self.outbox_acked_through()?;
         if !force {
-            let oldest: Option<i64> =
-                self.conn
-                    .query_row("SELECT MIN(id) FROM outbox", [], |r| r.get(0))?;
+            let oldest: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT MIN(id) FROM outbox")?
+                .query_row([], |r| r.get(0))?;
             // Nothing to delete, or too little to be worth a large write.
             let due = oldest.is_some_and(|o| o <= acked - COMPACT_AFTER_ROWS);
             if !due {
@@ -203,6 +273,25 @@ mod tests {
     }
 
     #[test]
+    fn an_acknowledgement_that_cannot_be_written_still_moves_the_upload_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.push_outbox("rtlog", "a=1").unwrap();
+        s.push_outbox("rtstate", "s=1").unwrap();
+        let first = s.outbox_batch(1000).unwrap().unwrap();
+        s.conn.pragma_update(None, "query_only", true).unwrap();
+        assert!(s.outbox_remove(&first).is_err());
+        // Not offered again: the next batch is the next channel's.
+        let next = s.outbox_batch(1000).unwrap().unwrap();
+        assert_eq!(next.channel, "rtstate");
+        s.conn.pragma_update(None, "query_only", false).unwrap();
+        s.outbox_remove(&next).unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.outbox_len().unwrap(), 0, "the later write covers both");
+    }
+
+    #[test]
     fn replacing_rtstate_does_not_scan_the_backlog() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
@@ -243,5 +332,83 @@ mod tests {
         assert_eq!(b.body, "s=2");
         s.outbox_remove(&b).unwrap();
         assert_eq!(s.outbox_len().unwrap(), 0);
+    }
+
+    #[test]
+    fn an_ack_in_memory_is_written_later_and_lost_only_to_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            for i in 1..=3 {
+                s.push_outbox("rtlog", &format!("a={i}")).unwrap();
+            }
+            let one = |_: &str| 1;
+            let b = s.outbox_batch_limited(1000, &one).unwrap().unwrap();
+            s.outbox_ack(&b).unwrap();
+            s.outbox_persist_ack().unwrap();
+            let b = s.outbox_batch_limited(1000, &one).unwrap().unwrap();
+            assert_eq!(b.body, "a=2", "this connection goes on at once");
+            s.outbox_ack(&b).unwrap();
+            // The process dies before the second ack is written.
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let b = s.outbox_batch(1000).unwrap().unwrap();
+        assert_eq!(b.body, "a=2\na=3", "sent again, never skipped");
+    }
+
+    #[test]
+    fn several_batches_come_from_one_query_within_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for i in 1..=5 {
+            s.push_outbox("rtlog", &format!("a={i}")).unwrap();
+        }
+        s.push_outbox("rtstate", "s=1").unwrap();
+        let one = |c: &str| if c == "rtlog" { 1 } else { usize::MAX };
+        let bodies = |v: Vec<OutboxBatch>| v.into_iter().map(|b| b.body).collect::<Vec<_>>();
+        assert_eq!(
+            bodies(s.outbox_batches(1000, &one, 3).unwrap()),
+            ["a=1", "a=2", "a=3"]
+        );
+        // 10 bytes hold "a=1" and "a=2" (with a separator), not a third.
+        assert_eq!(
+            bodies(s.outbox_batches(10, &one, 10).unwrap()),
+            ["a=1", "a=2"]
+        );
+        assert_eq!(
+            bodies(s.outbox_batches(1000, &one, 10).unwrap()),
+            ["a=1", "a=2", "a=3", "a=4", "a=5", "s=1"]
+        );
+        let all = |_: &str| usize::MAX;
+        assert_eq!(
+            bodies(s.outbox_batches(1000, &all, 10).unwrap()),
+            ["a=1\na=2\na=3\na=4\na=5", "s=1"]
+        );
+    }
+
+    #[test]
+    fn a_channel_can_be_limited_to_one_record_per_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for i in 1..=3 {
+            s.push_outbox("rtlog", &format!("a={i}")).unwrap();
+        }
+        s.push_outbox("tabledata/user", "user pin=1").unwrap();
+        s.push_outbox("tabledata/user", "user pin=2").unwrap();
+        let one_rtlog = |c: &str| if c == "rtlog" { 1 } else { usize::MAX };
+        let mut bodies = Vec::new();
+        while let Some(b) = s.outbox_batch_limited(1000, &one_rtlog).unwrap() {
+            bodies.push((b.count, b.body.clone()));
+            s.outbox_remove(&b).unwrap();
+        }
+        assert_eq!(
+            bodies,
+            [
+                (1, "a=1".to_string()),
+                (1, "a=2".to_string()),
+                (1, "a=3".to_string()),
+                (2, "user pin=1\nuser pin=2".to_string()),
+            ]
+        );
     }
 }

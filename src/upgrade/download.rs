@@ -211,12 +211,15 @@ pub fn file_request_target(serial: &str, url: &str) -> String {
 
 /// Refuse a download that cannot fit: the package, plus its unpacked contents
 /// (assumed no larger than `unpack_factor` times the package, since it is
-/// usually compressed), must fit into the free space of `dir`.
+/// usually compressed), plus `keep_free` bytes left for the database (events
+/// keep being logged while and after the package arrives), must fit into the
+/// free space of `dir`.
 pub fn check_space_for_download(
     space: &dyn FreeSpace,
     dir: &Path,
     size: u64,
     unpack_factor: u64,
+    keep_free: u64,
 ) -> Result<(), DownloadError> {
     let available = space
         .available_bytes(dir)
@@ -224,7 +227,9 @@ pub fn check_space_for_download(
             path: dir.to_owned(),
             source,
         })?;
-    let needed = size.saturating_add(size.saturating_mul(unpack_factor));
+    let needed = size
+        .saturating_add(size.saturating_mul(unpack_factor))
+        .saturating_add(keep_free);
     if needed > available {
         return Err(DownloadError::InsufficientSpace {
             dir: dir.to_owned(),
@@ -350,16 +355,22 @@ pub fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
 }
 
 /// The package being downloaded: appends to `<path>` while hashing; resumable.
+/// It never grows past the size the command announced: a write beyond it is
+/// refused (an error that ends the transfer) and remembered, so that a server
+/// answering more than it announced cannot fill the disk the database lives on.
 pub struct PackageFile {
     path: PathBuf,
     file: File,
     hasher: Md5,
     written: u64,
+    limit: u64,
+    overflowed: bool,
 }
 
 impl PackageFile {
-    /// Start a fresh download at `path` (truncating any previous file).
-    pub fn create(path: &Path) -> Result<Self, DownloadError> {
+    /// Start a fresh download of at most `limit` bytes at `path` (truncating
+    /// any previous file).
+    pub fn create(path: &Path, limit: u64) -> Result<Self, DownloadError> {
         let file = File::create(path).map_err(|source| DownloadError::Write {
             path: path.to_owned(),
             source,
@@ -369,12 +380,16 @@ impl PackageFile {
             file,
             hasher: Md5::new(),
             written: 0,
+            limit,
+            overflowed: false,
         })
     }
 
-    /// Continue a download: the bytes already at `path` are hashed again (streamed,
-    /// 64 KiB at a time) and new bytes are appended after them.
-    pub fn resume(path: &Path) -> Result<Self, DownloadError> {
+    /// Continue a download of at most `limit` bytes: the bytes already at
+    /// `path` are hashed again (streamed, 64 KiB at a time) and new bytes are
+    /// appended after them. A file already longer than `limit` cannot be part
+    /// of this package and is started afresh.
+    pub fn resume(path: &Path, limit: u64) -> Result<Self, DownloadError> {
         let write_err = |source| DownloadError::Write {
             path: path.to_owned(),
             source,
@@ -385,6 +400,9 @@ impl PackageFile {
             .create(true)
             .open(path)
             .map_err(write_err)?;
+        if file.metadata().map_err(write_err)?.len() > limit {
+            return Self::create(path, limit);
+        }
         let mut hasher = Md5::new();
         let mut written = 0u64;
         let mut buf = vec![0u8; 64 * 1024];
@@ -401,6 +419,8 @@ impl PackageFile {
             file,
             hasher,
             written,
+            limit,
+            overflowed: false,
         })
     }
 
@@ -409,8 +429,21 @@ impl PackageFile {
         self.written
     }
 
+    /// Whether more bytes than the limit were offered (and refused).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The length error of a download that offered more than the limit.
+    pub fn overflow_error(&self) -> DownloadError {
+        DownloadError::LengthMismatch {
+            expected: self.limit,
+            actual: self.limit.saturating_add(1),
+        }
     }
 
     /// Check length and MD5 against the command, fsync, and rename to `final_path`.
@@ -424,6 +457,9 @@ impl PackageFile {
             path: self.path.clone(),
             source,
         })?;
+        if self.overflowed {
+            return Err(self.overflow_error());
+        }
         if self.written != expected_size {
             return Err(DownloadError::LengthMismatch {
                 expected: expected_size,
@@ -455,7 +491,19 @@ impl PackageFile {
 
 impl Write for PackageFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let room = self.limit.saturating_sub(self.written);
+        if room == 0 {
+            self.overflowed = true;
+            return Err(io::Error::other(format!(
+                "the server sent more than the announced {} bytes",
+                self.limit
+            )));
+        }
+        let take = usize::try_from(room).map_or(buf.len(), |room| room.min(buf.len()));
+        let n = self.file.write(buf.get(..take).unwrap_or_default())?;
         self.hasher.update(buf.get(..n).unwrap_or_default());
         self.written = self
             .written
@@ -504,6 +552,11 @@ impl<W: Write> Base64Decoder<W> {
         self.inner.write_all(&self.decoded)?;
         self.pending.drain(..upto);
         Ok(())
+    }
+
+    /// The writer the decoded bytes go to.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
     }
 
     /// Decode what is left (unpadded tails are accepted) and return the inner writer.
@@ -656,8 +709,12 @@ mod tests {
     #[test]
     fn free_space_check_counts_package_and_unpacked_copy() {
         let dir = Path::new("/nonexistent");
-        assert!(check_space_for_download(&FixedFreeSpace(3000), dir, 1000, 2).is_ok());
-        let err = check_space_for_download(&FixedFreeSpace(2999), dir, 1000, 2).unwrap_err();
+        assert!(check_space_for_download(&FixedFreeSpace(3000), dir, 1000, 2, 0).is_ok());
+        let err = check_space_for_download(&FixedFreeSpace(2999), dir, 1000, 2, 0).unwrap_err();
+        assert_eq!(err.return_code(), -18);
+        // The database's reserve counts too.
+        assert!(check_space_for_download(&FixedFreeSpace(3500), dir, 1000, 2, 500).is_ok());
+        let err = check_space_for_download(&FixedFreeSpace(3499), dir, 1000, 2, 500).unwrap_err();
         assert_eq!(err.return_code(), -18);
     }
 
@@ -715,26 +772,49 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32)
             .map(|i| u8::try_from(i % 251).unwrap())
             .collect();
-        let mut f = PackageFile::create(&part).unwrap();
+        let mut f = PackageFile::create(&part, 200_000).unwrap();
         f.write_all(&data[..70_000]).unwrap();
         drop(f); // connection dropped
-        let mut f = PackageFile::resume(&part).unwrap();
+        let mut f = PackageFile::resume(&part, 200_000).unwrap();
         assert_eq!(f.written(), 70_000);
         f.write_all(&data[70_000..]).unwrap();
         let path = f.finish(200_000, &md5_hex(&data), &done).unwrap();
         assert_eq!(fs::read(path).unwrap(), data);
 
-        let mut f = PackageFile::create(&part).unwrap();
+        let mut f = PackageFile::create(&part, 200_001).unwrap();
         f.write_all(&data).unwrap();
         let err = f.finish(200_001, &md5_hex(&data), &done).unwrap_err();
         assert_eq!(err.return_code(), -20);
 
-        let mut f = PackageFile::create(&part).unwrap();
+        let mut f = PackageFile::create(&part, 200_000).unwrap();
         f.write_all(&data).unwrap();
         let err = f
             .finish(200_000, "00000000000000000000000000000000", &done)
             .unwrap_err();
         assert_eq!(err.return_code(), -19);
+    }
+
+    #[test]
+    fn package_file_refuses_bytes_past_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("emfw.cfg.part");
+        let mut f = PackageFile::create(&part, 10).unwrap();
+        assert!(f.write_all(&[7u8; 25]).is_err());
+        assert!(f.overflowed());
+        assert_eq!(f.written(), 10);
+        assert_eq!(fs::metadata(&part).unwrap().len(), 10);
+        let err = f
+            .finish(
+                10,
+                "00000000000000000000000000000000",
+                &dir.path().join("x"),
+            )
+            .unwrap_err();
+        assert_eq!(err.return_code(), -20, "too long, not a checksum error");
+        // A partial file longer than the package cannot be resumed.
+        fs::write(&part, [1u8; 30]).unwrap();
+        let f = PackageFile::resume(&part, 10).unwrap();
+        assert_eq!(f.written(), 0);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! 1. `manifest.toml` (always the first entry): format, firmware version, target
 //!    triple, the name of the binary and every file with its size and SHA-256;
-//! 2. `manifest.sig` (optional, second entry): an RSA PKCS#1 v1.5 signature with
-//!    SHA-256 over the exact manifest bytes;
+//! 2. `manifest.sig` (second entry; required unless the device opted in to
+//!    unsigned packages): an RSA PKCS#1 v1.5 signature with SHA-256 over the
+//!    exact manifest bytes;
 //! 3. the files the manifest lists: the binary `lintel` and optionally
 //!    `board-configs/*.toml`.
 //!
@@ -403,7 +404,14 @@ pub struct UnpackLimits {
     pub max_total_bytes: u64,
     /// Most tar entries (files and directories) after the manifest and signature.
     pub max_entries: usize,
+    /// Free space that must remain on the file system after the download and
+    /// the unpacked files: the database keeps logging events meanwhile (-18).
+    pub keep_free_bytes: u64,
 }
+
+/// The default of [`UnpackLimits::keep_free_bytes`]: room for some 40,000
+/// events and their outbox rows.
+pub const KEEP_FREE_BYTES: u64 = 8 * 1024 * 1024;
 
 impl Default for UnpackLimits {
     fn default() -> Self {
@@ -411,6 +419,7 @@ impl Default for UnpackLimits {
             max_entry_bytes: 64 * 1024 * 1024,
             max_total_bytes: 128 * 1024 * 1024,
             max_entries: 256,
+            keep_free_bytes: KEEP_FREE_BYTES,
         }
     }
 }
@@ -424,21 +433,37 @@ pub struct InstallPolicy {
     pub running_version: FirmwareVersion,
     /// Allow installing an older version (an operator's deliberate downgrade).
     pub allow_downgrade: bool,
-    /// When set, the package must carry a manifest signature by this key.
+    /// The key a package's manifest must be signed with.
     pub public_key: Option<RsaPublicKey>,
+    /// Accept a package without a signature (`[upgrade] allow_unsigned`, an
+    /// explicit opt-in). A signature present is still checked when a key is
+    /// configured.
+    pub allow_unsigned: bool,
     pub limits: UnpackLimits,
 }
 
 impl InstallPolicy {
-    /// Policy for this binary: its own target and version, no key, default limits.
+    /// Policy for this binary: its own target and version, no key (so no
+    /// package is accepted until one is set, or unsigned ones are allowed),
+    /// default limits.
     pub fn for_running_firmware() -> Self {
         InstallPolicy {
             target: super::running_target().to_owned(),
             running_version: super::running_version(),
             allow_downgrade: false,
             public_key: None,
+            allow_unsigned: false,
             limits: UnpackLimits::default(),
         }
+    }
+
+    /// Why no package can pass this policy, if none can: without a key only
+    /// the opt-in lets a package through.
+    pub fn refuses_every_package(&self) -> Option<&'static str> {
+        (self.public_key.is_none() && !self.allow_unsigned).then_some(
+            "no [upgrade] public_key is configured to check packages against \
+             (and allow_unsigned is not set)",
+        )
     }
 }
 
@@ -625,12 +650,20 @@ fn unpack_stream(
             verify_manifest_signature(key, &manifest_bytes, sig)?;
             true
         }
+        _ if policy.allow_unsigned => {
+            log::warn!("installing a package whose signature is not checked (allow_unsigned)");
+            false
+        }
         (Some(_), None) => {
             return Err(PackageError::Signature(
-                "a signing key is configured but the package is unsigned".to_owned(),
+                "the package is unsigned and allow_unsigned is not set".to_owned(),
             ))
         }
-        (None, _) => false,
+        (None, _) => {
+            return Err(PackageError::Signature(
+                "no public key is configured to check the package against".to_owned(),
+            ))
+        }
     };
     let manifest = Manifest::parse(&manifest_bytes)?;
     if manifest.target != policy.target {
@@ -674,7 +707,9 @@ fn unpack_stream(
             path: staging.to_owned(),
             source,
         })?;
-    let needed = total.saturating_add(u64::try_from(manifest_bytes.len()).unwrap_or(u64::MAX));
+    let needed = total
+        .saturating_add(u64::try_from(manifest_bytes.len()).unwrap_or(u64::MAX))
+        .saturating_add(policy.limits.keep_free_bytes);
     if needed > available {
         return Err(PackageError::InsufficientSpace {
             dir: staging.to_owned(),

@@ -2,6 +2,7 @@
 //! conditions), each command in one transaction.
 
 use super::bio::{self, BioSupport};
+use super::lenient::{self, IgnoredFields};
 use super::schema::{self, Field, Table};
 use super::value::{self, Bound, Normalized};
 use super::{record_lines, DataError};
@@ -9,6 +10,8 @@ use crate::commands::CommandContext;
 use crate::protocol::command::Command;
 use crate::protocol::record::parse_fields_into;
 use crate::protocol::Record;
+use crate::session::link::LinkError;
+use crate::session::transport::TransportError;
 use base64::Engine;
 use rusqlite::types::Value;
 use std::collections::HashMap;
@@ -85,42 +88,51 @@ impl TableMasks {
 
 /// Resolves field names to the table's fields. The records of one command
 /// nearly always name the same fields in the same order, so the name at a
-/// position is first compared with the previous record's name there.
-struct FieldResolver<'a> {
+/// position is first compared with the previous record's name there. A
+/// name the table lacks resolves to `None` (ignored, see lenient.rs).
+struct FieldResolver<'a, 'i> {
     table: &'static Table,
-    previous: Vec<(&'a str, usize)>,
+    previous: Vec<(&'a str, Option<usize>)>,
     /// The split fields of the record at hand, kept for its allocation.
     fields: Vec<(&'a str, &'a str)>,
+    ignored: &'i mut IgnoredFields,
+    /// Values of defaulted key fields left out (lenient.rs).
+    defaults: Vec<(usize, Bound<'static>)>,
 }
 
-impl<'a> FieldResolver<'a> {
-    fn new(table: &'static Table) -> Self {
+impl<'a, 'i> FieldResolver<'a, 'i> {
+    fn new(table: &'static Table, ignored: &'i mut IgnoredFields) -> Self {
         FieldResolver {
             table,
             previous: Vec::new(),
             fields: Vec::new(),
+            ignored,
+            defaults: Vec::new(),
         }
     }
 
-    fn resolve(&mut self, pos: usize, name: &'a str) -> Result<usize, DataError> {
+    fn resolve(&mut self, pos: usize, name: &'a str) -> Option<usize> {
         if let Some(&(prev, idx)) = self.previous.get(pos) {
             if prev == name {
-                return Ok(idx);
+                return idx;
             }
         }
-        let (idx, _) = field_of(self.table, name)?;
+        let idx = self.table.field(name).map(|(idx, _)| idx);
+        if idx.is_none() {
+            self.ignored.note(self.table.name, name);
+        }
         if pos < self.previous.len() {
             self.previous[pos] = (name, idx);
         } else if pos == self.previous.len() {
             self.previous.push((name, idx));
         }
-        Ok(idx)
+        idx
     }
 }
 
 /// Parses and checks one UPDATE record.
 fn parse_row<'a>(
-    resolver: &mut FieldResolver<'a>,
+    resolver: &mut FieldResolver<'a, '_>,
     masks: &TableMasks,
     line_no: usize,
     line: &'a str,
@@ -138,7 +150,7 @@ fn parse_row<'a>(
 
 fn check_row<'a>(
     table: &'static Table,
-    resolver: &mut FieldResolver<'a>,
+    resolver: &mut FieldResolver<'a, '_>,
     masks: &TableMasks,
     fields: &[(&'a str, &'a str)],
 ) -> Result<Row<'a>, DataError> {
@@ -149,7 +161,9 @@ fn check_row<'a>(
     let mut seen = 0u128;
     let mut sorted = true;
     for (pos, &(name, raw)) in fields.iter().enumerate() {
-        let idx = resolver.resolve(pos, name)?;
+        let Some(idx) = resolver.resolve(pos, name) else {
+            continue;
+        };
         let field = &table.fields[idx];
         let bit = 1u128 << idx;
         if seen & bit != 0 {
@@ -177,6 +191,11 @@ fn check_row<'a>(
     }
     if !sorted {
         row.values.sort_by_key(|(i, _)| *i);
+    }
+    for (idx, value) in &resolver.defaults {
+        if row.mask & (1u128 << idx) == 0 {
+            row.set(*idx, value.clone());
+        }
     }
     if row.mask & masks.required != masks.required {
         let missing = table
@@ -226,13 +245,26 @@ fn fetch_by_url(
             })
         }
     };
-    let mut sink = LimitedSink::new(value::MAX_BASE64 / 4 * 3);
+    let limit = value::MAX_BASE64 / 4 * 3;
+    let mut sink = LimitedSink::new(limit);
     let reply = ctx
         .link
-        .download(&url, &[], &mut sink)
-        .map_err(|e| DataError::Download {
-            url: clip(&url),
-            detail: e.to_string(),
+        .download(
+            &url,
+            &[],
+            u64::try_from(limit).unwrap_or(u64::MAX),
+            &mut sink,
+        )
+        .map_err(|e| match e {
+            LinkError::Refused(refused) => DataError::RefusedUrl(refused.to_string()),
+            LinkError::Transport(TransportError::TooLarge { .. }) => DataError::Download {
+                url: clip(&url),
+                detail: "file larger than 3 MB".into(),
+            },
+            e => DataError::Download {
+                url: clip(&url),
+                detail: e.to_string(),
+            },
         })?;
     if !reply.is_success() || sink.overflow {
         return Err(DataError::Download {
@@ -381,6 +413,7 @@ const ROWS_PER_STATEMENT: usize = 64;
 /// post-back (PostBackTmpFlag=1).
 pub(crate) fn update(
     sql_cache: &mut HashMap<(&'static str, u128, usize), String>,
+    ignored: &mut IgnoredFields,
     command: &Command,
     ctx: &mut CommandContext<'_>,
 ) -> Result<bool, DataError> {
@@ -395,7 +428,8 @@ pub(crate) fn update(
         None => None,
     };
     let masks = TableMasks::of(table);
-    let mut resolver = FieldResolver::new(table);
+    let mut resolver = FieldResolver::new(table, ignored);
+    resolver.defaults = lenient::key_defaults(table, ctx.store)?;
     let type_idx = table.field("type").map(|(idx, _)| idx);
     let mut rows = Vec::new();
     for (line_no, line) in record_lines(body) {
@@ -588,7 +622,7 @@ mod tests {
     fn upsert_text_comes_from_the_schema_only() {
         let table = lookup_table("USER").unwrap();
         let row = parse_row(
-            &mut FieldResolver::new(table),
+            &mut FieldResolver::new(table, &mut IgnoredFields::default()),
             &TableMasks::of(table),
             1,
             "Pin=1\tName=x'); DROP TABLE users;--\tStartTime=20240101",
@@ -633,7 +667,12 @@ mod tests {
             clock: &clock,
             platform: &platform,
         };
-        let result = update(&mut HashMap::new(), &command, &mut ctx);
+        let result = update(
+            &mut HashMap::new(),
+            &mut IgnoredFields::default(),
+            &command,
+            &mut ctx,
+        );
         (dir, store, result)
     }
 
@@ -750,7 +789,14 @@ mod tests {
                 "{}",
                 t.name
             );
-            for k in t.key.iter().chain(t.required).chain(t.delete_by) {
+            let defaulted = t.key_defaults.iter().map(|(k, _)| k);
+            for k in t
+                .key
+                .iter()
+                .chain(t.required)
+                .chain(t.delete_by)
+                .chain(defaulted)
+            {
                 assert!(t.field(k).is_some(), "{}: {k}", t.name);
             }
         }

@@ -8,7 +8,9 @@
 
 pub(crate) mod apply;
 pub mod bio;
+pub(crate) mod lenient;
 pub(crate) mod query;
+pub mod revocation;
 pub mod schema;
 pub mod uploads;
 pub mod value;
@@ -68,6 +70,9 @@ pub enum DataError {
     TooBig(usize),
     #[error("download of {url} failed: {detail}")]
     Download { url: String, detail: String },
+    /// A URL off the server's origin (see `session::origin`).
+    #[error("{0}")]
+    RefusedUrl(String),
     #[error("upload to {endpoint} failed: {detail}")]
     Upload {
         code: i64,
@@ -105,6 +110,7 @@ impl DataError {
             | DataError::BioTypeRequired => codes::BAD_PARAMETER,
             DataError::TooBig(_) => codes::DATA_TOO_BIG,
             DataError::Download { .. } => codes::DOWNLOAD_FAILED,
+            DataError::RefusedUrl(_) => codes::BAD_URL,
             DataError::Upload { code, .. } => *code,
             DataError::Sql(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -135,6 +141,7 @@ pub(crate) fn upload_error(endpoint: &'static str, e: &LinkError) -> DataError {
     let code = match e {
         LinkError::Transport(_) => codes::NO_SERVER_RESPONSE,
         LinkError::Status { .. } => codes::SERVER_HTTP_ERROR,
+        LinkError::Refused(_) => codes::BAD_URL,
     };
     DataError::Upload {
         code,
@@ -184,6 +191,8 @@ pub struct DataExecutor {
     /// of records per statement; the text is built once per shape and
     /// SQLite's statement cache does the rest.
     upsert_sql: HashMap<(&'static str, u128, usize), String>,
+    /// Unknown fields already logged (lenient.rs).
+    ignored_fields: lenient::IgnoredFields,
 }
 
 impl DataExecutor {
@@ -218,7 +227,23 @@ impl DataExecutor {
         if self.upsert_sql.len() > MAX_CACHED_SHAPES {
             self.upsert_sql.clear();
         }
-        let post_back = apply::update(&mut self.upsert_sql, command, ctx)?;
+        let (table, body) = command.table_and_body();
+        let machine_tz = if table.eq_ignore_ascii_case("DevParameters") {
+            super::server_time::machine_tz_in_records(body).map_err(|_| {
+                DataError::value(
+                    "DevParameters",
+                    "Value",
+                    ValueError::Bad("MachineTZ is not a zone (+HHMM)"),
+                )
+            })?
+        } else {
+            None
+        };
+        let post_back =
+            apply::update(&mut self.upsert_sql, &mut self.ignored_fields, command, ctx)?;
+        if let Some(zone) = machine_tz {
+            super::server_time::adopt_zone(ctx.store, ctx.clock, zone, "DevParameters MachineTZ")?;
+        }
         if post_back {
             // PostBackTmpFlag=1 asks for the template extracted from the
             // photo. This controller stores photos for its readers but

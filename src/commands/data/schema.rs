@@ -111,6 +111,15 @@ pub struct UrlFetch {
     pub size: &'static str,
 }
 
+/// The panel's value for a key field an UPDATE record leaves out (or
+/// empty), where the panel has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDefault {
+    /// Every door of this device, as 12.1.1.5's door bit mask: servers
+    /// written for one-door terminals send no `AuthorizeDoorId`.
+    AllDoors,
+}
+
 /// One table of the spec.
 #[derive(Debug)]
 pub struct Table {
@@ -123,6 +132,8 @@ pub struct Table {
     pub key: &'static [&'static str],
     /// Key fields an UPDATE must carry with a non-empty value.
     pub required: &'static [&'static str],
+    /// Key fields an UPDATE may leave out: the value they get then.
+    pub key_defaults: &'static [(&'static str, KeyDefault)],
     /// Spec field names a DELETE may name besides the key fields.
     pub delete_by: &'static [&'static str],
     /// Range conditions for COUNT/QUERY filters.
@@ -184,6 +195,7 @@ const fn plain(
         fields,
         key,
         required: key,
+        key_defaults: &[],
         delete_by,
         ranges: NO_RANGES,
         output: &[],
@@ -193,11 +205,16 @@ const fn plain(
     }
 }
 
+// Aliases seen on deployed servers whose meaning is certain: `Card` is how
+// 12.1.1.1's own note writes CardNo (`Card=[15CD5B07]`); `Passwd`, `Grp` and
+// `Pri` are the user table of ZKTeco's attendance PUSH protocol, the same
+// fields with the same values (Pri uses 12.1.1.1's privilege codes). Other
+// names (`CardID`, `TZ`, `ExpiredTime`) are ignored: see lenient.rs.
 const USER_FIELDS: &[Field] = &[
-    f("CardNo", "cardno", Kind::Card),
+    fa("CardNo", &["Card"], "cardno", Kind::Card),
     f("Pin", "pin", Kind::Text),
-    f("Password", "password", Kind::Text),
-    f("Group", "grp", Kind::Int),
+    fa("Password", &["Passwd"], "password", Kind::Text),
+    fa("Group", &["Grp"], "grp", Kind::Int),
     f(
         "StartTime",
         "start_raw",
@@ -215,10 +232,13 @@ const USER_FIELDS: &[Field] = &[
         },
     ),
     f("Name", "name", Kind::Text),
-    f("Privilege", "privilege", Kind::Int),
+    fa("Privilege", &["Pri"], "privilege", Kind::Int),
     // Not in 12.1.1.1's list but in the user record (10.5) and sent by servers.
     f("Disable", "disable", Kind::Int),
     f("Verify", "verify", Kind::Int),
+    // The user table of ZKTeco's C3/inBio panels, sent by their servers:
+    // 1 makes the user a super user on every door (engine/rules.rs).
+    f("SuperAuthorize", "super_authorize", Kind::Int),
 ];
 
 /// 10.5's user record.
@@ -768,8 +788,12 @@ pub static TABLES: &[Table] = &[
             &["SN_Num", "ID_Num"],
         )
     },
+    // A permission without a door is for every door of this device. DevID
+    // may be left out too (stored as 0): the engine applies every row to
+    // this device whatever its DevID, as a stand-alone controller is one.
     Table {
-        required: &["Pin", "AuthorizeTimezoneId", "AuthorizeDoorId"],
+        required: &["Pin", "AuthorizeTimezoneId"],
+        key_defaults: &[("AuthorizeDoorId", KeyDefault::AllDoors)],
         ..plain(
             "userauthorize",
             "user_authorizations",

@@ -7,9 +7,10 @@ use super::apply::{lookup_table, parse_conditions, CondScope};
 use super::query::OutputPlan;
 use super::DataError;
 use crate::clock::Clock;
+use crate::commands::codes;
 use crate::protocol::time::format_record_time;
 use crate::protocol::{ProtocolVersion, Record};
-use crate::store::Store;
+use crate::store::{HoldReport, Store, WriteFailure};
 use base64::Engine;
 use rusqlite::params;
 
@@ -89,30 +90,9 @@ pub fn queue_attphoto(
     Ok(())
 }
 
-/// One error-log record (10.12, Appendix 17).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorEntry {
-    /// Appendix 17 code: source D/S, module, `E`, four-digit value (`D01E0001`).
-    pub errcode: String,
-    pub errmsg: String,
-    /// `dev` (the device's own) or `cmd` (from a server command).
-    pub dataorigin: String,
-    pub cmdid: String,
-    /// JSON, base64-encoded when written.
-    pub additional_json: String,
-}
+pub use crate::store::errorlog::{ErrorEntry, ERRORLOG_MIN_VERSION};
 
 impl ErrorEntry {
-    pub fn from_command(errcode: &str, errmsg: &str, cmdid: &str, json: &str) -> Self {
-        ErrorEntry {
-            errcode: errcode.to_owned(),
-            errmsg: errmsg.to_owned(),
-            dataorigin: "cmd".into(),
-            cmdid: cmdid.to_owned(),
-            additional_json: json.to_owned(),
-        }
-    }
-
     /// A failed DATA command: module 01 (PUSH communication), the error
     /// value being the Appendix 1 code without its sign (`D01E0620`).
     pub fn for_failed_command(cmdid: &str, ret: i64, error: &DataError) -> Self {
@@ -120,39 +100,68 @@ impl ErrorEntry {
         let json = serde_json::json!({ "return": ret, "error": error.to_string() }).to_string();
         Self::from_command(&format!("D01E{value:04}"), &error.to_string(), cmdid, &json)
     }
+}
 
-    /// The 10.12 record with its table prefix.
-    pub fn to_line(&self) -> String {
-        let clean = |s: &str| -> String {
-            s.chars()
-                .map(|c| {
-                    if matches!(c, '\t' | '\n' | '\r') {
-                        ' '
-                    } else {
-                        c
-                    }
-                })
-                .take(200)
-                .collect()
-        };
-        format!(
-            "errorlog {}",
-            Record::new()
-                .with("errcode", clean(&self.errcode))
-                .with("errmsg", clean(&self.errmsg))
-                .with("dataorigin", clean(&self.dataorigin))
-                .with("cmdid", clean(&self.cmdid))
-                .with(
-                    "additional",
-                    base64::engine::general_purpose::STANDARD.encode(&self.additional_json)
-                )
-                .to_line()
-        )
+/// The error-log record of events the database could not take for a while
+/// (see `store::held`): Appendix 17 module 01, value -18 (insufficient
+/// space) when it was full, -15 (failed to write the file) otherwise, as
+/// for failed commands; `dataorigin=dev`.
+pub fn held_events_entry(report: &HoldReport) -> ErrorEntry {
+    let value = match report.failure {
+        WriteFailure::Full => codes::NO_SPACE,
+        WriteFailure::ReadOnly | WriteFailure::Other => codes::WRITE_FILE_FAILED,
+    }
+    .unsigned_abs();
+    // Built by hand: record times need no escaping, the error text does.
+    let json = format!(
+        "{{\"written_late\":{},\"lost\":{},\"first\":{:?},\"last\":{:?},\"error\":{}}}",
+        report.written,
+        report.lost,
+        report.first_time,
+        report.last_time,
+        serde_json::Value::from(report.error.as_str())
+    );
+    ErrorEntry {
+        errcode: format!("D01E{value:04}"),
+        errmsg: format!(
+            "the database could not be written ({}): {} event(s) from {} to {} were kept in memory and logged late, {} lost",
+            report.error, report.written, report.first_time, report.last_time, report.lost
+        ),
+        dataorigin: "dev".into(),
+        cmdid: String::new(),
+        additional_json: json,
     }
 }
 
-/// The version from which the server takes error logs (10.12).
-pub const ERRORLOG_MIN_VERSION: ProtocolVersion = ProtocolVersion::new(3, 1, 2);
+/// Writes the events the database could not take earlier and, once none
+/// waits, logs the episode in the error log so the server hears of it
+/// (10.12). Cheap when nothing waits. Returns whether anything was written.
+/// `version` is the protocol in use; `None` (a thread without a session):
+/// the one the session last persisted, read only when there is a report.
+pub fn flush_held_events(
+    store: &mut Store,
+    version: Option<ProtocolVersion>,
+    clock: &dyn Clock,
+) -> bool {
+    let written = store.held_events() > 0 && store.write_held_events() > 0;
+    let Some(report) = store.hold_report() else {
+        return written;
+    };
+    let entry = held_events_entry(report);
+    let version =
+        version.unwrap_or_else(|| crate::session::params::ServerParams::persisted_protocol(store));
+    match log_error(store, version, clock, &entry) {
+        Ok(()) => {
+            store.clear_hold_report();
+            true
+        }
+        // Kept for the next step: the database failed again already.
+        Err(e) => {
+            log::debug!("cannot log the held-events report yet: {e}");
+            written
+        }
+    }
+}
 
 /// Logs an error; queues its upload in the same transaction when the
 /// protocol in use is 3.1.2 or later.
@@ -162,28 +171,7 @@ pub fn log_error(
     clock: &dyn Clock,
     entry: &ErrorEntry,
 ) -> Result<(), DataError> {
-    let line = entry.to_line();
-    let additional = base64::engine::general_purpose::STANDARD.encode(&entry.additional_json);
     let now = format_record_time(crate::engine::rules::wall_clock(store.conn(), clock));
-    let tx = store.conn_mut().transaction()?;
-    tx.execute(
-        "INSERT INTO error_log(errcode, errmsg, dataorigin, cmdid, additional, logged_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            entry.errcode,
-            entry.errmsg,
-            entry.dataorigin,
-            entry.cmdid,
-            additional,
-            now
-        ],
-    )?;
-    if version >= ERRORLOG_MIN_VERSION {
-        tx.execute(
-            "INSERT INTO outbox(channel, body) VALUES (?1, ?2)",
-            params![channel("errorlog"), line],
-        )?;
-    }
-    tx.commit()?;
+    store.log_error_entry(entry, &now, version >= ERRORLOG_MIN_VERSION)?;
     Ok(())
 }

@@ -24,13 +24,25 @@ fn other_key() -> RsaPrivateKey {
     parse_private_key_pem(&testdata("other_key.pem")).unwrap()
 }
 
+/// The policy of the tests about the package's structure: they opt in to
+/// unsigned packages explicitly; the signature tests set a key and clear it.
 fn policy() -> InstallPolicy {
     InstallPolicy {
         target: TARGET.to_owned(),
         running_version: "1.0.0".parse().unwrap(),
         allow_downgrade: false,
         public_key: None,
+        allow_unsigned: true,
         limits: UnpackLimits::default(),
+    }
+}
+
+/// The device's default: a key is required.
+fn keyed_policy() -> InstallPolicy {
+    InstallPolicy {
+        public_key: Some(public_key()),
+        allow_unsigned: false,
+        ..policy()
     }
 }
 
@@ -224,8 +236,7 @@ fn signed_package_verifies_with_the_configured_key() {
     let dir = tempfile::tempdir().unwrap();
     let key = signing_key();
     let pkg = package_with(dir.path(), "1.1.0", TARGET, Some(&key), vec![]);
-    let mut p = policy();
-    p.public_key = Some(public_key());
+    let p = keyed_policy();
     let staged = unpack(&pkg, dir.path(), &p).unwrap();
     assert!(staged.signature_verified);
 }
@@ -234,8 +245,7 @@ fn signed_package_verifies_with_the_configured_key() {
 fn signature_by_another_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let pkg = package_with(dir.path(), "1.1.0", TARGET, Some(&other_key()), vec![]);
-    let mut p = policy();
-    p.public_key = Some(public_key());
+    let p = keyed_policy();
     let err = assert_refused(dir.path(), &pkg, &p, -24);
     assert!(matches!(err, PackageError::Signature(_)));
 }
@@ -244,12 +254,31 @@ fn signature_by_another_key_is_refused() {
 fn unsigned_package_is_refused_when_a_key_is_configured() {
     let dir = tempfile::tempdir().unwrap();
     let pkg = package_with(dir.path(), "1.1.0", TARGET, None, vec![]);
-    let mut p = policy();
-    p.public_key = Some(public_key());
+    let p = keyed_policy();
     let err = assert_refused(dir.path(), &pkg, &p, -24);
     assert!(matches!(err, PackageError::Signature(_)));
-    // Without a key the same package is accepted.
+    // Without a key, and without the opt-in, it is refused as well.
+    let bare = InstallPolicy {
+        public_key: None,
+        ..keyed_policy()
+    };
+    assert!(bare.refuses_every_package().is_some());
+    let err = assert_refused(dir.path(), &pkg, &bare, -24);
+    assert!(matches!(err, PackageError::Signature(_)));
+    // Only the explicit opt-in accepts it.
     assert!(unpack(&pkg, dir.path(), &policy()).is_ok());
+}
+
+#[test]
+fn with_the_opt_in_a_signature_present_is_still_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = package_with(dir.path(), "1.1.0", TARGET, Some(&other_key()), vec![]);
+    let p = InstallPolicy {
+        allow_unsigned: true,
+        ..keyed_policy()
+    };
+    let err = assert_refused(dir.path(), &pkg, &p, -24);
+    assert!(matches!(err, PackageError::Signature(_)));
 }
 
 #[test]
@@ -270,8 +299,7 @@ fn tampered_manifest_breaks_the_signature() {
         ],
         false,
     );
-    let mut p = policy();
-    p.public_key = Some(public_key());
+    let p = keyed_policy();
     assert_refused(dir.path(), &pkg, &p, -24);
 }
 
