@@ -554,8 +554,8 @@ fn multi_record_commands_apply_all_or_nothing() {
     let before = h.snapshot();
     let bad = [
         "C:2:DATA UPDATE user Pin=2\tName=A\nPin=3\tName=B\nPin=4\tGroup=x",
-        "C:3:DATA UPDATE user Pin=1\tName=Changed\nPin=5\tBogus=1",
-        "C:4:DATA UPDATE userauthorize Pin=2\tAuthorizeTimezoneId=1\tAuthorizeDoorId=1\nPin=3\tAuthorizeTimezoneId=1",
+        "C:3:DATA UPDATE user Pin=1\tName=Changed\nPin=5\tBogus=1\tPrivilege=many",
+        "C:4:DATA UPDATE userauthorize Pin=2\tAuthorizeTimezoneId=1\tAuthorizeDoorId=1\nPin=3\tAuthorizeDoorId=1",
         "C:5:DATA DELETE user Pin=1\nName=Keep",
     ];
     for cmd in bad {
@@ -580,7 +580,9 @@ fn every_error_code_path() {
             codes::UNKNOWN_TABLE,
         ),
         ("C:1:DATA DELETE users; *", codes::UNKNOWN_TABLE),
-        ("C:1:DATA UPDATE user Pin=1\tFoo=2", codes::UNKNOWN_FIELD),
+        // An UPDATE ignores a field the table lacks; a DELETE refuses it.
+        ("C:1:DATA DELETE user Pin=1\tFoo=2", codes::UNKNOWN_FIELD),
+        ("C:1:DATA UPDATE user Foo=2", codes::BAD_DATA_FORMAT),
         ("C:1:DATA DELETE user Name=x", codes::UNKNOWN_FIELD),
         ("C:1:DATA COUNT user Foo=1", codes::UNKNOWN_FIELD),
         (
@@ -689,10 +691,18 @@ fn photos_by_url_are_fetched_and_stored_as_base64() {
     );
     h.link
         .files
-        .insert("http://other/face.jpg".into(), b"face".to_vec());
+        .insert("http://fake/face.jpg".into(), b"face".to_vec());
     assert_eq!(
-        h.ret("C:525:DATA UPDATE biophoto PIN=3\tType=9\tFormat=1\tUrl=http://other/face.jpg"),
+        h.ret("C:525:DATA UPDATE biophoto PIN=3\tType=9\tFormat=1\tUrl=http://fake/face.jpg"),
         0
+    );
+    // Another host's file never becomes a record (session::origin).
+    h.link
+        .files
+        .insert("http://other/face.jpg".into(), b"other".to_vec());
+    assert_eq!(
+        h.ret("C:526:DATA UPDATE biophoto PIN=4\tType=9\tFormat=1\tUrl=http://other/face.jpg"),
+        codes::BAD_URL
     );
     assert_eq!(
         h.query_lines("biophoto"),
@@ -726,7 +736,7 @@ fn failed_commands_and_post_back_go_to_the_error_log() {
     h.store.outbox_remove(&batch).unwrap();
     // Before 3.1.2 the error is logged but not uploaded.
     h.link.version = ProtocolVersion::new(3, 0, 1);
-    assert!(h.ret("C:79:DATA UPDATE user Foo=1") < 0);
+    assert!(h.ret("C:79:DATA DELETE user Foo=1") < 0);
     assert!(h.store.outbox_batch(1 << 20).unwrap().is_none());
     assert_eq!(h.count_rows("error_log"), 3);
     h.link.posts.clear();

@@ -43,7 +43,8 @@ fn data_commands_and_uploads_end_to_end() {
         SN,
         "DATA UPDATE userauthorize Pin=1\tAuthorizeTimezoneId=1\tAuthorizeDoorId=3\tDevID=1",
     );
-    let bad = server.queue_command(SN, "DATA UPDATE user Pin=4\tBogus=1");
+    // An unknown field is ignored, a bad value in a known one refuses.
+    let bad = server.queue_command(SN, "DATA UPDATE user Pin=4\tBogus=1\tGroup=x");
     let count = server.queue_command(SN, "DATA COUNT user");
     let query = server.queue_command(SN, "DATA QUERY tablename=user,fielddesc=*,filter=*");
     let firmware = start(&server, dir.path());
@@ -58,7 +59,7 @@ fn data_commands_and_uploads_end_to_end() {
     };
     assert_eq!(ret(update), (0, "DATA".into()));
     assert_eq!(ret(auth), (0, "DATA".into()));
-    assert_eq!(ret(bad), (-621, "DATA".into()));
+    assert_eq!(ret(bad), (-620, "DATA".into()));
     assert_eq!(ret(count), (0, "DATA COUNT".into()));
     assert_eq!(ret(query), (3, "DATA QUERY".into()));
     let uploads = server.uploads(SN);

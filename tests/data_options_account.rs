@@ -7,10 +7,11 @@ use base64::Engine;
 use data_common::Harness;
 use lintel::clock::Clock;
 use lintel::commands::codes;
-use lintel::platform::PlatformAction;
+use lintel::platform::{NetworkSettings, PlatformAction};
 use lintel::protocol::time::{old_decode, old_encode, parse_record_time};
 use lintel::store::NewEvent;
 use std::io::Read;
+use std::net::Ipv4Addr;
 
 #[test]
 fn set_options_persists_configures_the_network_and_sets_the_clock() {
@@ -21,11 +22,12 @@ fn set_options_persists_configures_the_network_and_sets_the_clock() {
     );
     assert_eq!(
         h.platform.actions(),
-        vec![PlatformAction::ConfigureNetwork(vec![
-            ("IPAddress".into(), "192.168.213.221".into()),
-            ("GATEIPAddress".into(), "192.168.213.1".into()),
-            ("NetMask".into(), "255.255.255.0".into()),
-        ])]
+        vec![PlatformAction::ConfigureNetwork(NetworkSettings {
+            ip_address: Some(Ipv4Addr::new(192, 168, 213, 221)),
+            gateway: Some(Ipv4Addr::new(192, 168, 213, 1)),
+            net_mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            ..NetworkSettings::default()
+        })]
     );
     assert_eq!(
         h.store.option("ipaddress").unwrap().as_deref(),
@@ -52,10 +54,20 @@ fn set_options_persists_configures_the_network_and_sets_the_clock() {
         h.store.option("QRCodeDecryptKey").unwrap().as_deref(),
         Some("abc==")
     );
-    // DateTime: Appendix 5 seconds of the server's (local) time.
+    // DateTime: Appendix 5 seconds of the server's (local) time; then the
+    // device asks rtdata for GMT and the zone.
     h.clock.set_utc_offset_minutes(120);
-    assert_eq!(h.ret("C:401:SET OPTIONS DateTime=583080894"), 0);
-    let local = old_decode(583_080_894).unwrap();
+    let server_local = chrono::Utc::now().naive_utc() + chrono::Duration::hours(2);
+    let secs = old_encode(server_local).unwrap();
+    assert_eq!(h.ret(&format!("C:401:SET OPTIONS DateTime={secs}")), 0);
+    let local = old_decode(secs).unwrap();
+    assert_eq!(h.clock.now_local(), local);
+    assert_eq!(h.link.gets, ["/iclock/rtdata?SN=SN1&type=time"]);
+    // A time before the firmware's build date is refused, the clock kept.
+    assert_eq!(
+        h.ret("C:402:SET OPTIONS DateTime=583080894"),
+        codes::BAD_DATA_FORMAT
+    );
     assert_eq!(h.clock.now_local(), local);
     assert_eq!(
         h.store.option("DateTime").unwrap(),
@@ -109,6 +121,65 @@ fn bad_option_lists_change_nothing() {
     }
     assert_eq!(h.clock.now_utc(), now);
     assert!(h.platform.actions().is_empty());
+}
+
+#[test]
+fn set_options_values_are_checked_per_key() {
+    let mut h = Harness::new();
+    let before = h.store.all_options().unwrap();
+    for (cmd, code) in [
+        // Parses as nothing the key can hold: the format is wrong.
+        ("C:1:SET OPTIONS WebServerPort=http", codes::BAD_DATA_FORMAT),
+        ("C:2:SET OPTIONS DHCP=yes", codes::BAD_DATA_FORMAT),
+        (
+            "C:3:SET OPTIONS WebServerIP=server;rm -rf /",
+            codes::BAD_DATA_FORMAT,
+        ),
+        ("C:4:SET OPTIONS DNS=8.8.8", codes::BAD_DATA_FORMAT),
+        // A number the key cannot take: the parameter is wrong.
+        ("C:5:SET OPTIONS WebServerPort=99999", codes::BAD_PARAMETER),
+        ("C:6:SET OPTIONS WebServerPort=0", codes::BAD_PARAMETER),
+        ("C:7:SET OPTIONS DHCP=2", codes::BAD_PARAMETER),
+        ("C:8:SET OPTIONS Door1SensorType=7", codes::BAD_PARAMETER),
+        (
+            "C:9:SET OPTIONS Door2Intertime=9223372036854775807",
+            codes::BAD_PARAMETER,
+        ),
+        ("C:10:SET OPTIONS NetMask=255.0.255.0", codes::BAD_PARAMETER),
+        ("C:11:SET OPTIONS IPAddress=224.0.0.1", codes::BAD_PARAMETER),
+        (
+            "C:12:SET OPTIONS IPAddress=10.0.0.9,DHCP=1,Door1Drivertime=-1",
+            codes::BAD_PARAMETER,
+        ),
+    ] {
+        assert_eq!(h.ret(cmd), code, "{cmd}");
+        assert_eq!(
+            h.store.all_options().unwrap(),
+            before,
+            "{cmd}: nothing stored"
+        );
+    }
+    assert!(
+        h.platform.actions().is_empty(),
+        "nothing reached the platform"
+    );
+    assert_eq!(
+        h.ret("C:20:SET OPTIONS WebServerIP=192.168.213.221,WebServerPort=8088"),
+        0
+    );
+    assert_eq!(
+        h.store.option("WebServerPort").unwrap().as_deref(),
+        Some("8088")
+    );
+    assert_eq!(h.ret("C:21:SET OPTIONS DHCP=1,DNS=10.0.0.53"), 0);
+    assert_eq!(
+        h.platform.actions(),
+        vec![PlatformAction::ConfigureNetwork(NetworkSettings {
+            dhcp: Some(true),
+            dns: Some(Ipv4Addr::new(10, 0, 0, 53)),
+            ..NetworkSettings::default()
+        })]
+    );
 }
 
 #[test]

@@ -79,10 +79,10 @@ fn a_valid_card_releases_the_lock_for_exactly_the_drive_time() {
         .server
         .with_state(|s| s.table_records(common::SN, "rtstate"))
         .iter()
-        .any(|r| r.get("relay") == Some("01") && r.get("sensor") == Some("5500"));
+        .any(|r| r.get("relay") == Some("01") && r.get("sensor") == Some("55"));
     assert!(
         saw_on,
-        "an rtstate with door 1's relay on and 4 closed doors"
+        "an rtstate with door 1's relay on and 4 closed doors (one sensor byte)"
     );
 }
 

@@ -1323,3 +1323,32 @@ fn a_disabled_reader_ignores_cards_and_keypad_entries_with_23() {
     );
     assert_eq!(rig.events("23").len(), 3);
 }
+
+#[test]
+fn door_times_beyond_any_clock_decide_without_a_panic() {
+    let rig = Rig::start();
+    let max = i64::MAX;
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_cmd("1", 4660, ""),
+        authorize_cmd("1", 1, 15),
+        "DATA UPDATE user CardNo=1001\tPin=2\tPassword=\tGroup=1\tStartTime=0\tEndTime=0\tName=\tPrivilege=0".into(),
+        authorize_cmd("2", 1, 15),
+        // Through the DoorParameters table, which SET OPTIONS' checks do not see.
+        format!("DATA UPDATE DoorParameters ID=1\tName=DoorIntertime\tValue={max}\tDevID=1"),
+        format!("DATA UPDATE DoorParameters ID=2\tName=DoorInTimeAPB\tValue={max}\tDevID=1"),
+        "DATA UPDATE DoorParameters ID=3\tName=DoorMultiCardOpenDoor\tValue=1\tDevID=1".into(),
+        format!("DATA UPDATE DoorParameters ID=3\tName=DoorMultiCardInterTime\tValue={max}\tDevID=1"),
+        "DATA UPDATE multimcard Index=1\tDoorId=3\tGroup1=1\tGroup2=2\tGroup3=\tGroup4=\tGroup5=\tDevID=1".into(),
+    ]);
+    rig.swipe(1, 4660);
+    rig.advance(Duration::from_secs(3));
+    rig.swipe(1, 4660); // within "for ever" of the last punch: 20
+    rig.swipe(2, 4660);
+    rig.advance(Duration::from_secs(3));
+    rig.swipe(2, 4660); // timed APB "for ever": 24
+    rig.swipe(3, 1001); // group 1 waits "for ever" for group 2: 26
+    rig.swipe(4, 4660); // the engine still decides
+    rig.wait_events("0", 3);
+    assert_eq!(codes(&rig), ["0", "20", "0", "24", "26", "0"]);
+}

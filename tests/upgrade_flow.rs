@@ -20,6 +20,8 @@ use std::sync::Arc;
 const SIGNING_KEY: &str = include_str!("../src/upgrade/testdata/signing_key.pem");
 const OTHER_KEY: &str = include_str!("../src/upgrade/testdata/other_key.pem");
 const PUBLIC_KEY: &str = include_str!("../src/upgrade/testdata/signing_key.pub.pem");
+/// The `[upgrade]` line of a device that checks packages against PUBLIC_KEY.
+const KEYED: &str = "public_key = \"@KEY@\"";
 
 /// Incompressible bytes, so a package spans several 1 MiB ranges.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -64,6 +66,11 @@ fn package(dir: &Path, version: &str, target: &str, key: Option<&str>) -> Packag
         md5: built.md5,
         binary,
     }
+}
+
+/// Version 99.0.0 for this device, signed with SIGNING_KEY.
+fn signed_package(dir: &Path) -> Package {
+    package(dir, "99.0.0", running_target(), Some(SIGNING_KEY))
 }
 
 /// A length as the UPGRADE command's `size` (u64 on every target).
@@ -146,18 +153,16 @@ fn upgrade(server: &RefServer, params: &str) -> i64 {
     r.ret
 }
 
-#[test]
-fn method3_ranged_download_survives_a_dropped_connection_then_installs_and_restarts() {
+/// A method-3 UPGRADE of a signed package whose download meets `fault`
+/// once, after its first range went through. Returns the server, the
+/// device, the package and the command's result.
+fn ranged_upgrade_meeting(fault: Fault) -> (RefServer, Device, Package, i64) {
     let server = start_server(quick_server_config());
-    let dev = Device::new(&server, "");
-    let pkg = package(dev.dir.path(), "99.0.0", running_target(), None);
+    let dev = Device::new(&server, KEYED);
+    let pkg = signed_package(dev.dir.path());
     server.serve_file("/data/emfw.cfg", pkg.bytes.clone());
     let fw = dev.start();
     assert!(wait_online(&server));
-    // After the first range has gone through, the next one is cut off at 300 kB.
-    let cut = Fault::new(FaultKind::TruncateBody { keep: 300_000 })
-        .on_path("/data/emfw.cfg")
-        .times(1);
     let params = format!(
         "checksum={},size={},url=/data/emfw.cfg,supportsubcontracting=1",
         pkg.md5,
@@ -168,7 +173,7 @@ fn method3_ranged_download_survives_a_dropped_connection_then_installs_and_resta
         .requests()
         .iter()
         .any(|r| r.path == "/data/emfw.cfg")));
-    server.set_fault(cut);
+    server.set_fault(fault.on_path("/data/emfw.cfg").times(1));
     assert!(server.wait_for(PATIENCE, |s| s
         .results(SN)
         .iter()
@@ -179,7 +184,15 @@ fn method3_ranged_download_survives_a_dropped_connection_then_installs_and_resta
         .into_iter()
         .find(|r| r.id == id.to_string())
         .unwrap();
-    assert_eq!(result.ret, 0, "{result:?}");
+    (server, dev, pkg, result.ret)
+}
+
+#[test]
+fn method3_ranged_download_survives_a_dropped_connection_then_installs_and_restarts() {
+    // The next range after the first is cut off at 300 kB.
+    let (server, dev, pkg, ret) =
+        ranged_upgrade_meeting(Fault::new(FaultKind::TruncateBody { keep: 300_000 }));
+    assert_eq!(ret, 0);
     let ranges: Vec<String> = server
         .requests()
         .iter()
@@ -207,8 +220,8 @@ fn methods_1_and_2_through_iclock_file() {
     use base64::Engine as _;
     for raw in [false, true] {
         let server = start_server(quick_server_config());
-        let dev = Device::new(&server, "");
-        let pkg = package(dev.dir.path(), "99.0.0", running_target(), None);
+        let dev = Device::new(&server, KEYED);
+        let pkg = signed_package(dev.dir.path());
         let params = if raw {
             server.serve_file("/fw/raw/emfw.cfg", pkg.bytes.clone());
             format!(
@@ -246,7 +259,7 @@ fn methods_1_and_2_through_iclock_file() {
 
 /// A package whose tar holds a `../evil` entry after a valid manifest.
 fn hostile_package(dir: &Path) -> Vec<u8> {
-    let good = package(dir, "99.0.0", running_target(), None);
+    let good = package(dir, "99.0.0", running_target(), Some(SIGNING_KEY));
     let mut bytes = good.bytes;
     bytes.truncate(bytes.len() - 1024);
     let mut header = tar::Header::new_gnu();
@@ -269,7 +282,7 @@ fn hostile_package(dir: &Path) -> Vec<u8> {
 #[test]
 fn refusals_get_their_return_codes_and_leave_the_running_firmware() {
     let server = start_server(quick_server_config());
-    let dev = Device::new(&server, "public_key = \"@KEY@\"");
+    let dev = Device::new(&server, KEYED);
     let dir = dev.dir.path();
     let signed = package(dir, "99.0.0", running_target(), Some(SIGNING_KEY));
     let wrong_key = package(dir, "99.0.1", running_target(), Some(OTHER_KEY));
@@ -383,8 +396,8 @@ fn refusals_get_their_return_codes_and_leave_the_running_firmware() {
 #[test]
 fn a_version_that_never_reaches_its_server_is_rolled_back_and_reported() {
     let server = start_server(quick_server_config());
-    let dev = Device::new(&server, "trial_seconds = 2");
-    let pkg = package(dev.dir.path(), "99.0.0", running_target(), None);
+    let dev = Device::new(&server, &format!("{KEYED}\ntrial_seconds = 2"));
+    let pkg = signed_package(dev.dir.path());
     server.serve_file("/fw/emfw.cfg", pkg.bytes.clone());
     let fw = dev.start();
     assert!(wait_online(&server));
@@ -434,4 +447,131 @@ fn a_version_that_never_reaches_its_server_is_rolled_back_and_reported() {
     }));
     fw.stop();
     assert!(slots.pending_rollback_report().unwrap().is_none());
+}
+
+/// What the download left in `<data_dir>/upgrade` (partial or whole packages).
+fn leftovers(dev: &Device) -> Vec<String> {
+    std::fs::read_dir(dev.dir.path().join("data").join("upgrade"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("emfw"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn failed_whole_file_downloads_leave_no_partial_file_and_later_events_are_logged() {
+    let server = start_server(quick_server_config());
+    let dev = Device::new(&server, KEYED);
+    // Forty times what the command announces.
+    let announced = 100_000u64;
+    server.serve_file("/big/emfw.cfg", noise(4_000_000, 3));
+    let fw = dev.start();
+    assert!(wait_online(&server));
+    let params = format!(
+        "type=1,checksum={},size={announced},url=/big/emfw.cfg",
+        "0".repeat(32)
+    );
+    assert_eq!(upgrade(&server, &params), -20, "more than announced");
+    assert_eq!(leftovers(&dev), Vec::<String>::new());
+    // A download cut off half way fails, and takes its partial file with it.
+    server.set_fault(
+        Fault::new(FaultKind::TruncateBody { keep: 50_000 })
+            .on_path("/iclock/file")
+            .times(1),
+    );
+    let params = format!(
+        "type=1,checksum={},size=4000000,url=/big/emfw.cfg",
+        "0".repeat(32)
+    );
+    assert_eq!(upgrade(&server, &params), -721, "cut off");
+    assert_eq!(leftovers(&dev), Vec::<String>::new());
+    // The events decided afterwards still reach the server.
+    let indexes = log_events(&dev.dir.path().join("data"), 27, 8);
+    fw.notify_outbox();
+    assert!(server.wait_for(PATIENCE, |s| {
+        let got: Vec<u64> = s
+            .rtlog(SN)
+            .iter()
+            .filter(|r| r.get("event") == Some("27"))
+            .filter_map(|r| r.get("index").and_then(|i| i.parse().ok()))
+            .collect();
+        indexes.iter().all(|i| got.contains(i))
+    }));
+    fw.stop();
+}
+
+#[test]
+fn method3_resumes_after_an_error_page_between_ranges() {
+    // One range is answered by a 503 page instead of the package's bytes.
+    let (server, dev, pkg, ret) = ranged_upgrade_meeting(Fault::new(FaultKind::Status(503)));
+    assert_eq!(ret, 0, "resumed, not -19");
+    assert_eq!(dev.current_binary(), pkg.binary);
+    let statuses: Vec<u16> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/data/emfw.cfg")
+        .map(|r| r.status)
+        .collect();
+    assert!(statuses.contains(&503), "the fault fired: {statuses:?}");
+}
+
+#[test]
+fn unsigned_packages_are_refused_unless_the_config_opts_in() {
+    let server = start_server(quick_server_config());
+    // Neither a key nor the opt-in: nothing can be installed.
+    let dev = Device::new(&server, "");
+    let dir = dev.dir.path();
+    let script = dir.join("evil.sh");
+    std::fs::write(&script, b"#!/bin/sh\necho owned\n").unwrap();
+    let version: FirmwareVersion = "99.0.0".parse().unwrap();
+    let out = dir.join("script-pkg");
+    let built = build_package_with(
+        &out,
+        &PackageSpec {
+            binary: &script,
+            version: &version,
+            target: running_target(),
+            board_configs: &[],
+            compression: Compression::Gzip,
+        },
+        None,
+    )
+    .unwrap();
+    server.serve_file("/s/emfw.cfg", std::fs::read(&out).unwrap());
+    let params = format!(
+        "type=1,checksum={},size={},url=/s/emfw.cfg",
+        built.md5, built.size
+    );
+    let fw = dev.start();
+    assert!(wait_online(&server));
+    assert_eq!(upgrade(&server, &params), -24, "unsigned, no key: refused");
+    fw.stop();
+    assert_eq!(dev.current_binary(), b"old firmware");
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|r| r.query_value("url").is_some()),
+        "refused before anything was downloaded"
+    );
+
+    // A signing key configured: an unsigned package is still refused.
+    let keyed = Device::new(&server, KEYED);
+    let fw = keyed.start();
+    assert!(wait_online(&server));
+    assert_eq!(upgrade(&server, &params), -24, "unsigned, key: refused");
+    fw.stop();
+    assert_eq!(keyed.current_binary(), b"old firmware");
+
+    // The explicit opt-in installs it.
+    let opted = Device::new(&server, "allow_unsigned = true");
+    let fw = opted.start();
+    assert!(wait_online(&server));
+    assert_eq!(upgrade(&server, &params), 0, "opted in");
+    fw.stop();
+    assert_eq!(opted.current_binary(), b"#!/bin/sh\necho owned\n");
 }

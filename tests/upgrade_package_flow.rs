@@ -79,6 +79,8 @@ fn policy() -> InstallPolicy {
         running_version: "1.0.0".parse().unwrap(),
         allow_downgrade: false,
         public_key: None,
+        // These tests are about the download, not the signature.
+        allow_unsigned: true,
         limits: UnpackLimits::default(),
     }
 }
@@ -88,7 +90,7 @@ fn policy() -> InstallPolicy {
 /// connection would), leaving what arrived on disk.
 fn ranged_pass(url: &str, req: &UpgradeRequest, part: &Path) -> Result<u32, String> {
     let agent = agent();
-    let mut file = PackageFile::resume(part).map_err(|e| e.to_string())?;
+    let mut file = PackageFile::resume(part, req.size).map_err(|e| e.to_string())?;
     let mut plan = RangedDownload::resume(req.size, file.written(), RANGE_CHUNK_BYTES);
     let mut fetched = 0;
     while let Some(range) = plan.next_range() {
@@ -144,7 +146,7 @@ fn method3_survives_a_dropped_connection_and_installs() {
     let agent = agent();
     let r0 = first.next_range().unwrap();
     {
-        let mut f = PackageFile::create(&part).unwrap();
+        let mut f = PackageFile::create(&part, req.size).unwrap();
         let resp = agent
             .get(&url)
             .header("Range", &r0.header_value())
@@ -187,7 +189,7 @@ fn method3_survives_a_dropped_connection_and_installs() {
     );
 
     let done = dir.path().join("emfw.cfg");
-    let file = PackageFile::resume(&part).unwrap();
+    let file = PackageFile::resume(&part, req.size).unwrap();
     file.finish(req.size, &req.checksum, &done).unwrap();
 
     // Verify, install into B, switch, and confirm after "registration".
@@ -251,7 +253,7 @@ fn method1_base64_and_method2_raw_through_iclock_file() {
         assert_eq!(resp.status().as_u16(), 200);
         let mut body = resp.into_body().into_reader();
         let part = dir.path().join("emfw.cfg.part");
-        let file = PackageFile::create(&part).unwrap();
+        let file = PackageFile::create(&part, req.size).unwrap();
         let file = if req.method == UpgradeMethod::Base64File {
             let mut dec = Base64Decoder::new(file);
             std::io::copy(&mut body, &mut dec).unwrap();
@@ -287,7 +289,7 @@ fn wrong_checksum_and_wrong_target_are_refused_with_their_codes() {
     let url = format!("{}/x/emfw.cfg", server.url());
     let fetch = |path: &Path| {
         let resp = agent().get(&url).call().unwrap();
-        let mut f = PackageFile::create(path).unwrap();
+        let mut f = PackageFile::create(path, u64::MAX).unwrap();
         std::io::copy(&mut resp.into_body().into_reader(), &mut f).unwrap();
         f
     };

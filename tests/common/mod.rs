@@ -28,6 +28,7 @@ impl Drop for Running {
 /// returns its path, for tests that run the `lintel` binary.
 pub fn config_file(url: &str, dir: &Path) -> PathBuf {
     let path = dir.join("lintel.toml");
+    seed_device_key(&dir.join("data"));
     std::fs::write(&path, config_text(url, &dir.join("data"), "")).expect("config file");
     path
 }
@@ -81,6 +82,7 @@ pub fn config_text(url: &str, data_dir: &Path, extra_server: &str) -> String {
 }
 
 pub fn config(url: &str, data_dir: &Path, extra_server: &str) -> Config {
+    seed_device_key(data_dir);
     Config::from_toml_str(
         &config_text(url, data_dir, extra_server),
         Path::new("test.toml"),
@@ -89,8 +91,16 @@ pub fn config(url: &str, data_dir: &Path, extra_server: &str) -> Config {
     .expect("test config is valid")
 }
 
+/// The real clock and transport, with no system zone: a test's local time
+/// never depends on the machine's TZ or /etc/localtime.
+pub fn start_options(config: &Config) -> StartOptions {
+    let mut opts = StartOptions::for_config(config);
+    opts.system_zone = lintel::clock::zone::SystemZoneSource::none();
+    opts
+}
+
 pub fn start_firmware(config: &Config) -> Firmware {
-    Firmware::start(config, StartOptions::for_config(config)).expect("firmware starts")
+    Firmware::start(config, start_options(config)).expect("firmware starts")
 }
 
 /// Logs `n` events with codes `first..` directly in the store (as the engine
@@ -143,4 +153,77 @@ pub fn wait_online(server: &RefServer) -> bool {
         s.requests_from(SN)
             .any(|r| r.path == "/iclock/getrequest" && r.status == 200)
     })
+}
+
+/// Puts a fixed test device key into `data_dir` (unless one is there):
+/// generating a 2048-bit RSA key per test would cost seconds each under
+/// emulation, and a device whose server announces 3.1.2 needs one at every
+/// reconnection (a key still being generated would make it reconnect
+/// once it is ready).
+pub fn seed_device_key(data_dir: &Path) {
+    let pem = include_str!("../../src/crypto/testdata/device_key.pem");
+    lintel::private_files::create_private_dir(data_dir).expect("data dir");
+    let path = data_dir.join(lintel::crypto::keystore::KEY_FILE);
+    if !path.exists() {
+        lintel::private_files::write_private_file(&path, pem.as_bytes()).expect("key file");
+    }
+}
+
+/// Every log line of this test process, as the firmware's redacting logger
+/// passes it on. Installed on first use, at trace level.
+pub struct CapturedLogs(std::sync::Mutex<Vec<String>>);
+
+struct Capture(&'static CapturedLogs);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        self.0
+             .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+    fn flush(&self) {}
+}
+
+pub fn captured_logs() -> &'static CapturedLogs {
+    static LOGS: std::sync::OnceLock<&'static CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static CapturedLogs =
+            Box::leak(Box::new(CapturedLogs(std::sync::Mutex::new(Vec::new()))));
+        lintel::logging::install(Capture(logs), log::LevelFilter::Trace)
+            .expect("no other logger in this test binary");
+        logs
+    })
+}
+
+impl CapturedLogs {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether a line contains every one of `needles`.
+    pub fn any_line_with(&self, needles: &[&str]) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+    }
+
+    /// Waits until a line contains every one of `needles`.
+    pub fn wait_for(&self, needles: &[&str]) -> bool {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while std::time::Instant::now() < deadline {
+            if self.any_line_with(needles) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
 }

@@ -11,6 +11,7 @@ use lintel::platform::RecordingPlatform;
 use lintel::protocol::command::Command;
 use lintel::protocol::{parse_getrequest, ProtocolVersion};
 use lintel::session::link::{LinkError, ServerLink};
+use lintel::session::origin::OriginPolicy;
 use lintel::session::transport::{HttpReply, TransportError};
 use lintel::store::Store;
 use std::collections::HashMap;
@@ -52,6 +53,8 @@ impl Post {
 pub struct FakeLink {
     pub serial: String,
     pub posts: Vec<Post>,
+    /// Paths and queries of the GETs, in order.
+    pub gets: Vec<String>,
     pub answer: Answer,
     pub files: HashMap<String, Vec<u8>>,
     pub max_package_size: usize,
@@ -63,6 +66,7 @@ impl FakeLink {
         FakeLink {
             serial: "SN1".into(),
             posts: Vec::new(),
+            gets: Vec::new(),
             answer: Answer::Spec,
             files: HashMap::new(),
             max_package_size: 2 * 1024 * 1024,
@@ -83,7 +87,8 @@ impl ServerLink for FakeLink {
     fn serial(&self) -> &str {
         &self.serial
     }
-    fn get(&mut self, _pq: &str) -> Result<HttpReply, LinkError> {
+    fn get(&mut self, pq: &str) -> Result<HttpReply, LinkError> {
+        self.gets.push(pq.to_owned());
         Ok(reply(200, "OK"))
     }
     fn post(&mut self, pq: &str, body: &[u8]) -> Result<HttpReply, LinkError> {
@@ -126,9 +131,18 @@ impl ServerLink for FakeLink {
         &mut self,
         url: &str,
         _headers: &[(&str, String)],
+        max_bytes: u64,
         sink: &mut dyn Write,
     ) -> Result<HttpReply, LinkError> {
+        // The same origin rule as the real link.
+        OriginPolicy::new(self.base_url(), &[]).resolve(url)?;
         match self.files.get(url) {
+            Some(bytes) if bytes.len() as u64 > max_bytes => {
+                Err(LinkError::Transport(TransportError::TooLarge {
+                    url: url.to_owned(),
+                    limit: max_bytes,
+                }))
+            }
             Some(bytes) => {
                 sink.write_all(bytes)
                     .map_err(|e| LinkError::Transport(TransportError::Sink(e)))?;

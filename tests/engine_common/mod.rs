@@ -6,8 +6,9 @@
 
 use crate::common::{self, PATIENCE, SN};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use lintel::app::{Firmware, StartOptions};
-use lintel::clock::{Clock, ManualClock};
+use lintel::app::Firmware;
+use lintel::clock::zone::SystemZoneSource;
+use lintel::clock::{Clock, LocalZone, ManualClock, TimeSource, Verdict};
 use lintel::engine::ManualMonotonic;
 use lintel::platform::RecordingPlatform;
 use lintel_hal::sim::{self, SimRequest, SimState};
@@ -17,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The device clock of the tests: moves only when told, and ignores the
-/// server's `Date` header so a scenario's wall time stays where it was put.
+/// server's times so a scenario's wall time stays where it was put. The
+/// zone follows the server as on the device.
 #[derive(Clone)]
 pub struct PinnedClock(pub ManualClock);
 
@@ -26,11 +28,14 @@ impl Clock for PinnedClock {
         self.0.now_utc()
     }
     fn set_utc(&self, _t: DateTime<Utc>) {}
-    fn utc_offset_minutes(&self) -> i32 {
-        self.0.utc_offset_minutes()
+    fn zone(&self) -> LocalZone {
+        self.0.zone()
     }
-    fn set_utc_offset_minutes(&self, minutes: i32) {
-        self.0.set_utc_offset_minutes(minutes)
+    fn set_zone(&self, zone: LocalZone) {
+        self.0.set_zone(zone)
+    }
+    fn offer(&self, _t: DateTime<Utc>, _source: TimeSource) -> Verdict {
+        Verdict::Unchanged
     }
 }
 
@@ -82,6 +87,12 @@ pub struct Rig {
     pub mono: ManualMonotonic,
     pub platform: RecordingPlatform,
     pub data_dir: PathBuf,
+    /// The board file (sim-4door unless the test chose another).
+    pub board: PathBuf,
+    /// The system zone the firmware sees (none unless a test gives one).
+    pub system_zone: SystemZoneSource,
+    /// Lines added to the config's `[device]` table.
+    pub device_extra: String,
     _dir: tempfile::TempDir,
 }
 
@@ -94,36 +105,71 @@ impl Rig {
     }
 
     pub fn start_in(server: RefServer, dir: tempfile::TempDir, at: DateTime<Utc>) -> Rig {
-        let data_dir = dir.path().to_path_buf();
-        let clock = ManualClock::new(at);
-        let mono = ManualMonotonic::new();
-        let platform = RecordingPlatform::new();
-        let firmware = Self::boot(&server, &data_dir, &clock, &mono, &platform);
-        let rig = Rig {
+        Self::start_with(server, dir, at, SystemZoneSource::none(), "")
+    }
+
+    /// [`Self::start_in`] on another board file.
+    pub fn start_on_board(
+        server: RefServer,
+        dir: tempfile::TempDir,
+        at: DateTime<Utc>,
+        board: PathBuf,
+    ) -> Rig {
+        Self::start_on(server, dir, at, board, SystemZoneSource::none(), "")
+    }
+
+    /// As [`Rig::start_in`] with a system zone and `[device]` config lines.
+    pub fn start_with(
+        server: RefServer,
+        dir: tempfile::TempDir,
+        at: DateTime<Utc>,
+        system_zone: SystemZoneSource,
+        device_extra: &str,
+    ) -> Rig {
+        let board = common::board_path("sim-4door.toml");
+        Self::start_on(server, dir, at, board, system_zone, device_extra)
+    }
+
+    fn start_on(
+        server: RefServer,
+        dir: tempfile::TempDir,
+        at: DateTime<Utc>,
+        board: PathBuf,
+        system_zone: SystemZoneSource,
+        device_extra: &str,
+    ) -> Rig {
+        let mut rig = Rig {
             server,
-            firmware: Some(firmware),
-            clock,
-            mono,
-            platform,
-            data_dir,
+            firmware: None,
+            clock: ManualClock::new(at),
+            mono: ManualMonotonic::new(),
+            platform: RecordingPlatform::new(),
+            data_dir: dir.path().to_path_buf(),
+            board,
+            system_zone,
+            device_extra: device_extra.to_owned(),
             _dir: dir,
         };
+        rig.firmware = Some(rig.boot());
         assert!(common::wait_online(&rig.server), "device comes online");
         rig
     }
 
-    fn boot(
-        server: &RefServer,
-        data_dir: &Path,
-        clock: &ManualClock,
-        mono: &ManualMonotonic,
-        platform: &RecordingPlatform,
-    ) -> Firmware {
-        let cfg = common::config(&server.url(), data_dir, "");
-        let mut opts = StartOptions::for_config(&cfg);
-        opts.clock = Arc::new(PinnedClock(clock.clone()));
-        opts.monotonic = Arc::new(mono.clone());
-        opts.platform = Arc::new(platform.clone());
+    fn boot(&self) -> Firmware {
+        let text = common::config_text(&self.server.url(), &self.data_dir, "").replacen(
+            "[server]",
+            &format!("{}\n[server]", self.device_extra),
+            1,
+        );
+        let mut cfg =
+            lintel::config::Config::from_toml_str(&text, Path::new("test.toml"), &self.data_dir)
+                .expect("test config is valid");
+        cfg.device.board = self.board.clone();
+        let mut opts = common::start_options(&cfg);
+        opts.clock = Arc::new(PinnedClock(self.clock.clone()));
+        opts.monotonic = Arc::new(self.mono.clone());
+        opts.platform = Arc::new(self.platform.clone());
+        opts.system_zone = self.system_zone.clone();
         Firmware::start(&cfg, opts).expect("firmware starts")
     }
 
@@ -132,13 +178,7 @@ impl Rig {
         if let Some(f) = self.firmware.take() {
             f.stop();
         }
-        self.firmware = Some(Self::boot(
-            &self.server,
-            &self.data_dir,
-            &self.clock,
-            &self.mono,
-            &self.platform,
-        ));
+        self.firmware = Some(self.boot());
     }
 
     /// Queues commands and waits until each answered; returns their codes.
@@ -195,7 +235,7 @@ impl Rig {
         while engine.hal_events_handled() < before + events && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(2));
         }
-        // A frame ends after 25 ms of silence; nobody swipes faster than that.
+        // A frame ends after at most 25 ms of silence; nobody swipes faster than that.
         std::thread::sleep(Duration::from_millis(30));
     }
 
