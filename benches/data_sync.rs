@@ -11,6 +11,9 @@
 //! `cargo bench --bench data_sync` (env `DATA_SYNC_PER_POLL` sets how many
 //! commands one getrequest answer carries; default 40).
 
+mod common;
+
+use common::vm_hwm_kb;
 use lintel::clock::DeviceClock;
 use lintel::commands::executors::{install, ExecutorEnv};
 use lintel::commands::{CommandContext, Dispatcher};
@@ -18,7 +21,7 @@ use lintel::platform::RecordingPlatform;
 use lintel::protocol::parse_getrequest;
 use lintel::session::link::OfflineLink;
 use lintel::store::Store;
-use lintel_refserver::{RefServer, ServerConfig};
+use lintel_refserver::{Encryption, RefServer, ServerConfig};
 use rusqlite::params;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,17 +132,6 @@ fn in_process(cmds: &[String]) -> Duration {
     started.elapsed()
 }
 
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// CPU time of every thread of a process so far (schedstat, nanoseconds).
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
@@ -158,31 +150,120 @@ fn main() {
         .unwrap_or(40);
     let cmds = commands();
     let total_cmds = cmds.len();
+    let apply_only = in_process(&cmds);
+    let baseline = bare_rusqlite();
+    let rows = 2 * RECORDS;
+    let rate = |d: Duration| rows as f64 / d.as_secs_f64();
+    println!("data_sync: {rows} records as {total_cmds} commands of {PER_COMMAND}, {per_poll} commands per getrequest");
+    let mut applied_rates = Vec::new();
+    // Plain, then encrypted PUSH (docs/encrypted-push.md): every getrequest
+    // answer and result sealed with AES-256-GCM.
+    for encrypted in [false, true] {
+        let run = sync(&cmds, per_poll, encrypted);
+        let name = if encrypted { "encrypted" } else { "plain" };
+        println!("  {name}:");
+        if !run.done {
+            println!(
+                "    INCOMPLETE: {} of {total_cmds} results after the wait",
+                run.results
+            );
+        }
+        println!("    results: {} ({} not 0)", run.results, run.failed);
+        println!(
+            "    end to end (spawn to last result): {:.2} s, {:.0} records/s",
+            run.e2e.as_secs_f64(),
+            rate(run.e2e)
+        );
+        println!(
+            "    after registration (polls, apply, results): {:.2} s, {:.0} records/s",
+            run.applied.as_secs_f64(),
+            rate(run.applied)
+        );
+        if let Some(cpu) = run.cpu_used {
+            println!(
+                "    firmware CPU time in that span (all threads): {cpu:.2} s ({:.0}% of it)",
+                100.0 * cpu / run.applied.as_secs_f64()
+            );
+        }
+        match run.hwm {
+            Some(kb) => println!(
+                "    firmware peak RSS (VmHWM): {:.1} MB (target < 32 MB)",
+                kb as f64 / 1024.0
+            ),
+            None => println!("    firmware peak RSS: unavailable (/proc not readable)"),
+        }
+        applied_rates.push(rate(run.applied));
+    }
+    println!(
+        "  in-process dispatcher, same commands (parse + apply, no HTTP): {:.2} s, {:.0} records/s",
+        apply_only.as_secs_f64(),
+        rate(apply_only)
+    );
+    println!(
+        "  bare rusqlite prepared inserts, same rows: {:.2} s, {:.0} records/s",
+        baseline.as_secs_f64(),
+        rate(baseline)
+    );
+    println!(
+        "  ratio (after registration / bare): {:.2} plain, {:.2} encrypted (target >= 0.5)",
+        applied_rates[0] / rate(baseline),
+        applied_rates[1] / rate(baseline)
+    );
+}
+
+struct SyncRun {
+    done: bool,
+    results: usize,
+    failed: usize,
+    e2e: Duration,
+    applied: Duration,
+    cpu_used: Option<f64>,
+    hwm: Option<u64>,
+}
+
+/// One sync of `cmds` through the firmware binary against the server.
+fn sync(cmds: &[String], per_poll: usize, encrypted: bool) -> SyncRun {
+    let total_cmds = cmds.len();
     let server = RefServer::start(ServerConfig {
         error_delay: 1,
         request_delay: 1,
         timeout_sec: 20,
         max_commands_per_poll: Some(per_poll),
+        encryption: if encrypted {
+            Encryption::Required
+        } else {
+            Encryption::Off
+        },
         ..ServerConfig::default()
     })
     .expect("reference server");
-    for c in &cmds {
+    for c in cmds {
         server.queue_command(SN, c);
     }
-    let apply_only = in_process(&cmds);
-    drop(cmds);
 
     let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    if encrypted {
+        // The device key exists already, as on a device past its first start.
+        let pem = lintel::crypto::keystore::generate_pem().expect("device key");
+        lintel::private_files::create_private_dir(&data).expect("data dir");
+        lintel::private_files::write_private_file(
+            &data.join(lintel::crypto::keystore::KEY_FILE),
+            pem.as_bytes(),
+        )
+        .expect("key file");
+    }
     let board =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board-configs/sim-4door.toml");
     let config = dir.path().join("lintel.toml");
     std::fs::write(
         &config,
         format!(
-            "[device]\nserial = \"{SN}\"\ndata_dir = \"{}\"\nboard = \"{}\"\n[server]\nurl = \"{}\"\nerror_delay_sec = 1\nrequest_delay_sec = 1\ntimeout_sec = 20\n[log]\nlevel = \"{}\"\n",
-            dir.path().join("data").display(),
+            "[device]\nserial = \"{SN}\"\ndata_dir = \"{}\"\nboard = \"{}\"\n[server]\nurl = \"{}\"\nerror_delay_sec = 1\nrequest_delay_sec = 1\ntimeout_sec = 20\nencryption = \"{}\"\n[log]\nlevel = \"{}\"\n",
+            data.display(),
             board.display(),
             server.url(),
+            if encrypted { "required" } else { "off" },
             std::env::var("LOG").unwrap_or_else(|_| "warn".into())
         ),
     )
@@ -214,56 +295,13 @@ fn main() {
     let _ = child.kill();
     let _ = child.wait();
     let results = server.results(SN);
-    let failed = results.iter().filter(|r| r.ret != 0).count();
-
-    let baseline = bare_rusqlite();
-    let rows = 2 * RECORDS;
-    let rate = |d: Duration| rows as f64 / d.as_secs_f64();
-    println!("data_sync: {rows} records as {total_cmds} commands of {PER_COMMAND}, {per_poll} commands per getrequest");
-    if !done {
-        println!(
-            "  INCOMPLETE: {} of {total_cmds} results after the wait",
-            results.len()
-        );
-    }
-    println!("  results: {} ({} not 0)", results.len(), failed);
-    let e2e = finished - started;
-    let applied = finished - connected_at;
-    println!(
-        "  end to end (spawn to last result): {:.2} s, {:.0} records/s",
-        e2e.as_secs_f64(),
-        rate(e2e)
-    );
-    println!(
-        "  after registration (polls, apply, results): {:.2} s, {:.0} records/s",
-        applied.as_secs_f64(),
-        rate(applied)
-    );
-    if let Some(cpu) = cpu_used {
-        println!(
-            "  firmware CPU time in that span (all threads): {cpu:.2} s ({:.0}% of it)",
-            100.0 * cpu / applied.as_secs_f64()
-        );
-    }
-    println!(
-        "  in-process dispatcher, same commands (parse + apply, no HTTP): {:.2} s, {:.0} records/s",
-        apply_only.as_secs_f64(),
-        rate(apply_only)
-    );
-    println!(
-        "  bare rusqlite prepared inserts, same rows: {:.2} s, {:.0} records/s",
-        baseline.as_secs_f64(),
-        rate(baseline)
-    );
-    println!(
-        "  ratio (after registration / bare): {:.2} (target >= 0.5)",
-        rate(applied) / rate(baseline)
-    );
-    match hwm {
-        Some(kb) => println!(
-            "  firmware peak RSS (VmHWM): {:.1} MB (target < 32 MB)",
-            kb as f64 / 1024.0
-        ),
-        None => println!("  firmware peak RSS: unavailable (/proc not readable)"),
+    SyncRun {
+        done,
+        results: results.len(),
+        failed: results.iter().filter(|r| r.ret != 0).count(),
+        e2e: finished - started,
+        applied: finished - connected_at,
+        cpu_used,
+        hwm,
     }
 }

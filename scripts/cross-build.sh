@@ -12,8 +12,11 @@
 # qemu-user-static. Building with Debian's 1.85 also proves the MSRV: Cargo.lock must
 # build with it. See /work/shared/cross-toolchain.md for the verified recipe.
 #
-# Outputs: target/deb-1.85/<TARGET>/release/lintel (stripped by the release profile).
-# A separate target dir keeps 1.85 artifacts from invalidating the host's newer ones.
+# Outputs: target/deb-1.85-ship/<TARGET>/release/lintel, the shipped binary (stripped by
+# the release profile, built without unwind tables: see below). Tests build in
+# target/deb-1.85. Separate target dirs keep 1.85 artifacts from invalidating the host's
+# newer ones, and the shipped build's flags from the tests' (a test run rebuilds the
+# binary it starts with its own flags).
 #
 # Tests under qemu-user: every test binary of the workspace is built for TARGET and run
 # through CARGO_TARGET_<TRIPLE>_RUNNER. Tests that need host-only tools (none known yet)
@@ -179,8 +182,16 @@ export "AR_${TARGET//-/_}=$GNU_TRIPLE-ar"
 CARGO=/usr/bin/cargo
 
 log "$($RUSTC --version), $($CARGO --version)"
-$CARGO build --locked --release --target "$TARGET" --bin lintel
-BIN="$CARGO_TARGET_DIR/$TARGET/release/lintel"
+# The shipped binary has no unwind tables: with panic = "abort" nothing unwinds, and
+# the tables were 130 KB of a binary that must stay under 4 MB (std's own, prebuilt,
+# remain, so a panic message still names its place). Tests keep them: the test
+# harness unwinds.
+SHIP_DIR="${LINTEL_SHIP_TARGET_DIR:-$ROOT/target/deb-1.85-ship}"
+env CARGO_TARGET_DIR="$SHIP_DIR" \
+    "CARGO_TARGET_${TRIPLE_ENV}_RUSTFLAGS=-C force-unwind-tables=no" \
+    "CFLAGS_${TARGET//-/_}=-fno-asynchronous-unwind-tables -fno-unwind-tables" \
+    $CARGO build --locked --release --target "$TARGET" --bin lintel
+BIN="$SHIP_DIR/$TARGET/release/lintel"
 log "built $BIN ($(stat -c %s "$BIN") bytes)"
 
 if [ "$RUN_TESTS" = 1 ]; then

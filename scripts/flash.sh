@@ -53,7 +53,7 @@ if [ "$BUILD" = 1 ]; then
     run "$ROOT/scripts/cross-build.sh" "$TARGET"
 fi
 if [ -z "$BINARY" ]; then
-    BINARY="$ROOT/target/deb-1.85/$TARGET/release/lintel"
+    BINARY="$ROOT/target/deb-1.85-ship/$TARGET/release/lintel"
 fi
 if [ "$DRY_RUN" = 0 ] && [ ! -f "$BINARY" ]; then
     echo "flash.sh: binary $BINARY not found (build it or pass --binary)" >&2

@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 done
 
 LIMIT=4000000
-TARGET_DIR="${LINTEL_DEB_TARGET_DIR:-$ROOT/target/deb-1.85}"
+TARGET_DIR="${LINTEL_SHIP_TARGET_DIR:-$ROOT/target/deb-1.85-ship}"
 status=0
 
 for target in armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu; do
