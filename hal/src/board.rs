@@ -390,6 +390,98 @@ pub struct BoardConfig {
     pub power_fail: Option<LineSpec>,
     #[serde(default)]
     pub serial: Vec<SerialConfig>,
+    /// What readers show and sound after a decision (`[feedback]`).
+    #[serde(default)]
+    pub feedback: FeedbackTiming,
+}
+
+/// The board's `[feedback]` table: how long each signal lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackTiming {
+    /// Green LED after a grant, ms. Default 2000.
+    #[serde(default = "default_grant_led_ms")]
+    pub grant_led_ms: u32,
+    /// The one beep of a grant, ms (0 = silent). Default 200.
+    #[serde(default = "default_grant_beep_ms")]
+    pub grant_beep_ms: u32,
+    /// Red LED after a denial (OSDP readers; a Wiegand reader's LED line stays at its
+    /// idle colour), ms. Default 1000.
+    #[serde(default = "default_deny_led_ms")]
+    pub deny_led_ms: u32,
+    /// Beeps of a denial (0 = silent). Default 2.
+    #[serde(default = "default_deny_beeps")]
+    pub deny_beeps: u8,
+    /// Each denial beep, ms. Default 150.
+    #[serde(default = "default_deny_beep_ms")]
+    pub deny_beep_ms: u32,
+    /// Silence between denial beeps, ms. Default 100.
+    #[serde(default = "default_deny_gap_ms")]
+    pub deny_gap_ms: u32,
+}
+
+fn default_grant_led_ms() -> u32 {
+    2000
+}
+fn default_grant_beep_ms() -> u32 {
+    200
+}
+fn default_deny_led_ms() -> u32 {
+    1000
+}
+fn default_deny_beeps() -> u8 {
+    2
+}
+fn default_deny_beep_ms() -> u32 {
+    150
+}
+fn default_deny_gap_ms() -> u32 {
+    100
+}
+
+impl Default for FeedbackTiming {
+    fn default() -> Self {
+        FeedbackTiming {
+            grant_led_ms: default_grant_led_ms(),
+            grant_beep_ms: default_grant_beep_ms(),
+            deny_led_ms: default_deny_led_ms(),
+            deny_beeps: default_deny_beeps(),
+            deny_beep_ms: default_deny_beep_ms(),
+            deny_gap_ms: default_deny_gap_ms(),
+        }
+    }
+}
+
+/// The longest LED time (OSDP carries 100 ms units in 16 bits; a door stays green no
+/// longer than a minute).
+const MAX_LED_MS: u32 = 60_000;
+/// The longest beep or gap (osdp_BUZ carries 100 ms units in one byte).
+const MAX_BEEP_MS: u32 = 25_000;
+const MAX_BEEPS: u8 = 10;
+
+impl FeedbackTiming {
+    /// `Err((key, message))` for a value out of its range.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let range = |key: &'static str, v: u32, max: u32| {
+            if v > max {
+                Err((key, format!("must be 0..={max} ms, found {v}")))
+            } else {
+                Ok(())
+            }
+        };
+        range("feedback.grant_led_ms", self.grant_led_ms, MAX_LED_MS)?;
+        range("feedback.deny_led_ms", self.deny_led_ms, MAX_LED_MS)?;
+        range("feedback.grant_beep_ms", self.grant_beep_ms, MAX_BEEP_MS)?;
+        range("feedback.deny_beep_ms", self.deny_beep_ms, MAX_BEEP_MS)?;
+        range("feedback.deny_gap_ms", self.deny_gap_ms, MAX_BEEP_MS)?;
+        if self.deny_beeps > MAX_BEEPS {
+            return Err((
+                "feedback.deny_beeps",
+                format!("must be 0..={MAX_BEEPS}, found {}", self.deny_beeps),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The counts the registration request reports (spec 7.4: LockCount, ReaderCount, ...).
@@ -569,6 +661,9 @@ impl BoardConfig {
         }
         Format::by_name_or_card_format(&self.defaults.wiegand_format)
             .map_err(|e| bad("defaults.wiegand_format".into(), e.to_string()))?;
+        self.feedback
+            .validate()
+            .map_err(|(key, message)| bad(key.into(), message))?;
 
         // Lines used twice would fight each other (or the kernel refuses the second request).
         let mut used: BTreeMap<String, String> = BTreeMap::new();

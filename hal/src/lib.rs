@@ -32,6 +32,7 @@ pub mod board;
 pub mod debounce;
 pub mod event;
 pub mod fault;
+pub mod indicator;
 pub mod line;
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -50,6 +51,7 @@ use std::thread::JoinHandle;
 
 pub use board::{Backend, BoardConfig, Capabilities};
 pub use event::{InputEvent, InputKind, ReaderStatus, Timestamp};
+pub use indicator::{ReaderIndicator, ReaderSignals, RecordingIndicator, Signal};
 pub use osdp::ReaderFeedback;
 pub use output::Output;
 
@@ -129,6 +131,10 @@ pub struct Hal {
     /// Serial buses without OSDP readers (those are owned by their bus threads).
     pub serial: Vec<SerialBus>,
     pub capabilities: Capabilities,
+    /// Reader numbers in board order (the order of `leds` and `buzzers`), each with
+    /// whether the board wires an LED or buzzer line to it.
+    reader_lines: Vec<(u8, bool)>,
+    feedback_timing: board::FeedbackTiming,
     threads: Vec<JoinHandle<()>>,
     sim: Option<SimServer>,
     sim_board: Option<SimBoard>,
@@ -145,9 +151,37 @@ impl Hal {
         self.sim.as_ref().map(|s| s.path())
     }
 
-    /// Number of running HAL threads (line readers, dispatcher, OSDP buses).
+    /// Number of running HAL threads (line readers, dispatcher, OSDP buses, indicators).
     pub fn thread_count(&self) -> usize {
         self.threads.len()
+    }
+
+    /// Hands the wired reader LED and buzzer lines to the indicator thread (taking them
+    /// out of `leds` and `buzzers`) and returns what signals decisions at every reader:
+    /// those lines, and OSDP readers through their buses. Call it once.
+    pub fn start_indicators(&mut self) -> Result<ReaderSignals, HalError> {
+        let mut lines = Vec::new();
+        for (i, &(reader, wired)) in self.reader_lines.iter().enumerate() {
+            if !wired {
+                continue;
+            }
+            let take = |v: &mut Vec<Box<dyn Output>>| {
+                v.get_mut(i)
+                    .map(|o| std::mem::replace(o, Box::new(output::UnwiredOutput::default())))
+            };
+            if let (Some(led), Some(buzzer)) = (take(&mut self.leds), take(&mut self.buzzers)) {
+                lines.push(indicator::ReaderLines {
+                    reader,
+                    led,
+                    buzzer,
+                });
+            }
+        }
+        let (signals, thread) =
+            ReaderSignals::start(self.feedback_timing, lines, self.feedback.clone())
+                .map_err(|e| HalError::Thread(e.to_string()))?;
+        self.threads.extend(thread);
+        Ok(signals)
     }
 }
 
@@ -250,6 +284,12 @@ pub fn open_with_lines<L: LineProvider>(
         feedback,
         serial,
         capabilities: board.capabilities(),
+        reader_lines: board
+            .readers
+            .iter()
+            .map(|r| (r.number, r.led.is_some() || r.buzzer.is_some()))
+            .collect(),
+        feedback_timing: board.feedback,
         threads: inputs.threads,
         sim: None,
         sim_board: None,
