@@ -75,7 +75,10 @@ impl StartOptions {
         let platform: Arc<dyn Platform> = if simulated {
             Arc::new(RecordingPlatform::new())
         } else {
-            Arc::new(SystemPlatform)
+            Arc::new(SystemPlatform::new(
+                config.platform.clone(),
+                config.server_base(),
+            ))
         };
         StartOptions {
             clock: Arc::new(DeviceClock::new(config.device.utc_offset_minutes)),

@@ -33,6 +33,8 @@ pub struct Config {
     pub upgrade: UpgradeConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub platform: PlatformConfig,
     /// Directory of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -172,6 +174,75 @@ impl Default for LogConfig {
     }
 }
 
+/// Who carries out network settings from the server (SET OPTIONS IPAddress,
+/// NetMask, GATEIPAddress, DNS, DHCP; CONTROL DEVICE 0B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkBackend {
+    /// Nobody: such commands are refused, with a log line saying why.
+    #[default]
+    None,
+    /// systemd-networkd: lintel writes `<networkd_dir>/10-lintel-<interface>.network`.
+    Networkd,
+    /// NetworkManager: `nmcli` on `wired_connection` (and the switch-over ones).
+    NetworkManager,
+}
+
+/// `[platform]`: the controller's operating system. Ignored on the sim board.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// `none` (default), `networkd` or `networkmanager`.
+    #[serde(default)]
+    pub network: NetworkBackend,
+    /// The wired interface the server's settings are for. Default `eth0`.
+    #[serde(default = "default_interface")]
+    pub interface: String,
+    /// Where networkd reads `.network` files. Default `/etc/systemd/network`.
+    #[serde(default = "default_networkd_dir")]
+    pub networkd_dir: PathBuf,
+    /// The NetworkManager connection of the wired interface. Default `lintel-wired`.
+    #[serde(default = "default_wired_connection")]
+    pub wired_connection: String,
+    /// NetworkManager connections CONTROL DEVICE 0B may switch to; without
+    /// one, that switch is refused. Default: none.
+    #[serde(default)]
+    pub wifi_connection: Option<String>,
+    #[serde(default)]
+    pub cellular_connection: Option<String>,
+    /// Seconds the server has to answer after a network change before the
+    /// settings that reached it are put back, 10 to 3600. Default 120.
+    #[serde(default = "default_rollback_sec")]
+    pub rollback_sec: u64,
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        PlatformConfig {
+            network: NetworkBackend::None,
+            interface: default_interface(),
+            networkd_dir: default_networkd_dir(),
+            wired_connection: default_wired_connection(),
+            wifi_connection: None,
+            cellular_connection: None,
+            rollback_sec: default_rollback_sec(),
+        }
+    }
+}
+
+fn default_interface() -> String {
+    "eth0".into()
+}
+fn default_networkd_dir() -> PathBuf {
+    PathBuf::from("/etc/systemd/network")
+}
+fn default_wired_connection() -> String {
+    "lintel-wired".into()
+}
+fn default_rollback_sec() -> u64 {
+    120
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("/var/lib/lintel")
 }
@@ -251,6 +322,7 @@ impl Config {
         config.device.data_dir = resolve(base, &config.device.data_dir);
         config.device.board = resolve(base, &config.device.board);
         config.server.ca_file = resolve(base, &config.server.ca_file);
+        config.platform.networkd_dir = resolve(base, &config.platform.networkd_dir);
         if let Some(k) = &config.upgrade.public_key {
             config.upgrade.public_key = Some(resolve(base, k));
         }
@@ -315,7 +387,7 @@ impl Config {
             }
         }
         check_server_url(self.server.url.trim()).map_err(|why| bad("server.url", why))?;
-        let ranges: [(&'static str, u64, u64, u64); 6] = [
+        let ranges: [(&'static str, u64, u64, u64); 7] = [
             ("server.timeout_sec", self.server.timeout_sec, 1, 600),
             (
                 "server.error_delay_sec",
@@ -342,10 +414,55 @@ impl Config {
                 1,
                 7 * 86_400,
             ),
+            (
+                "platform.rollback_sec",
+                self.platform.rollback_sec,
+                10,
+                3600,
+            ),
         ];
         for (key, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
                 return Err(bad(key, format!("{value} is not within {min}..={max}")));
+            }
+        }
+        // Interface names as the kernel takes them (IFNAMSIZ); connection
+        // names are one argument each, so only control characters are refused.
+        let iface = &self.platform.interface;
+        if iface.is_empty()
+            || iface.len() > 15
+            || !iface
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(bad(
+                "platform.interface",
+                format!("{} is not an interface name", shown(iface)),
+            ));
+        }
+        for (key, name) in [
+            (
+                "platform.wired_connection",
+                Some(&self.platform.wired_connection),
+            ),
+            (
+                "platform.wifi_connection",
+                self.platform.wifi_connection.as_ref(),
+            ),
+            (
+                "platform.cellular_connection",
+                self.platform.cellular_connection.as_ref(),
+            ),
+        ] {
+            let Some(name) = name else { continue };
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                return Err(bad(
+                    key,
+                    format!(
+                        "{} must be 1 to 128 characters without control characters",
+                        shown(name)
+                    ),
+                ));
             }
         }
         if !(-14 * 60..=14 * 60).contains(&self.device.utc_offset_minutes) {
@@ -642,6 +759,34 @@ mod tests {
         assert!(with("name = \"Front door\"").is_ok());
         for bad in ["name = \"a,b\"", "name = \"\"", "mac = \"00:11=22\""] {
             assert!(with(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_platform_section_chooses_a_network_manager_and_is_checked() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.platform.network, NetworkBackend::None);
+        let with = |extra: &str| parse(&format!("{MINIMAL}[platform]\n{extra}\n"));
+        let nm = with("network = \"networkmanager\"\nwifi_connection = \"Site Wi-Fi\"").unwrap();
+        assert_eq!(nm.platform.network, NetworkBackend::NetworkManager);
+        assert_eq!(nm.platform.wifi_connection.as_deref(), Some("Site Wi-Fi"));
+        let nd = with("network = \"networkd\"\nnetworkd_dir = \"net\"").unwrap();
+        assert_eq!(nd.platform.networkd_dir, PathBuf::from("/etc/lintel/net"));
+        for (bad, key) in [
+            ("network = \"ifupdown\"", None),
+            ("interface = \"eth0; reboot\"", Some("platform.interface")),
+            (
+                "interface = \"averyveryverylongname\"",
+                Some("platform.interface"),
+            ),
+            ("wired_connection = \"\"", Some("platform.wired_connection")),
+            ("rollback_sec = 5", Some("platform.rollback_sec")),
+        ] {
+            match (with(bad), key) {
+                (Err(ConfigError::Invalid { key: k, .. }), Some(key)) => assert_eq!(k, key),
+                (Err(ConfigError::Parse { .. }), None) => {}
+                (other, _) => panic!("{bad}: {other:?}"),
+            }
         }
     }
 

@@ -4,6 +4,8 @@
 //! Both also say which addresses reach the server (`network`: read from
 //! /proc and /sys on Linux, fixed test values on the simulator).
 
+pub mod netapply;
+pub mod netconf;
 mod network;
 
 use std::net::Ipv4Addr;
@@ -126,10 +128,38 @@ impl Platform for RecordingPlatform {
 
 /// The platform of a real controller: a restart ends the process so that the
 /// service manager starts the binary the `current` slot link points at
-/// (packaging/lintel.service restarts always). Network changes need the
-/// board integrator's tooling and are refused until configured.
-#[derive(Debug, Default, Clone)]
-pub struct SystemPlatform;
+/// (packaging/lintel.service restarts always). Network settings and
+/// switch-overs go to the network manager `[platform] network` names
+/// (`netapply`), guarded by a rollback; with `none` they are refused.
+pub struct SystemPlatform {
+    network: netapply::NetworkSetup,
+}
+
+impl SystemPlatform {
+    /// `server_url` is what the network guard must reach after a change.
+    pub fn new(config: crate::config::PlatformConfig, server_url: &str) -> SystemPlatform {
+        SystemPlatform {
+            network: netapply::NetworkSetup::new(
+                config,
+                Arc::new(netapply::SystemRunner {
+                    timeout: std::time::Duration::from_secs(30),
+                }),
+                Arc::new(netapply::TcpReachability {
+                    server_url: server_url.to_owned(),
+                    timeout: std::time::Duration::from_secs(5),
+                }),
+                std::time::Duration::from_secs(10),
+            ),
+        }
+    }
+}
+
+impl Default for SystemPlatform {
+    /// With `[platform] network = "none"`: network settings are refused.
+    fn default() -> Self {
+        SystemPlatform::new(crate::config::PlatformConfig::default(), "")
+    }
+}
 
 impl Platform for SystemPlatform {
     fn perform(&self, action: PlatformAction) -> Result<(), PlatformError> {
@@ -140,12 +170,8 @@ impl Platform for SystemPlatform {
                 );
                 std::process::exit(0);
             }
-            PlatformAction::ConfigureNetwork(_) => Err(PlatformError::Unsupported {
-                action: "network configuration",
-            }),
-            PlatformAction::SwitchNetwork(_) => Err(PlatformError::Unsupported {
-                action: "network switch",
-            }),
+            PlatformAction::ConfigureNetwork(settings) => self.network.configure(&settings),
+            PlatformAction::SwitchNetwork(code) => self.network.switch(code),
             PlatformAction::RegisterIdentityCard => Err(PlatformError::Unsupported {
                 action: "identity-card registration",
             }),

@@ -302,7 +302,10 @@ fn get_options_answers_the_addresses_of_the_interface_that_reaches_the_server() 
     // The Linux lookup toward the server on 127.0.0.1: the loopback
     // address, and no subnet route, gateway or MAC to tell, so those are
     // left out rather than answered wrong.
-    let (_, body) = get_options(names, Some(Arc::new(lintel::platform::SystemPlatform)));
+    let (_, body) = get_options(
+        names,
+        Some(Arc::new(lintel::platform::SystemPlatform::default())),
+    );
     assert_eq!(body, "IPAddress=127.0.0.1,LockCount=4");
 }
 
