@@ -191,6 +191,15 @@ fn parse(expect: &str) -> Vec<Line> {
     lines
 }
 
+/// Records a failed check (all are printed before the test fails).
+macro_rules! ensure {
+    ($failures:expr, $cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            $failures.push(format!($($msg)+));
+        }
+    };
+}
+
 fn check(dir: &std::path::Path, expect: &str) {
     let lines = parse(expect);
     let store = Store::open(dir).expect("open the store after the power loss");
@@ -198,7 +207,8 @@ fn check(dir: &std::path::Path, expect: &str) {
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity_check");
-    assert_eq!(integrity, "ok", "integrity_check");
+    let mut failures: Vec<String> = Vec::new();
+    ensure!(failures, integrity == "ok", "integrity_check: {integrity}");
     let durable = store.outbox_acked_through().expect("watermark");
 
     // The last writer run: what it printed before its last synced commit
@@ -260,15 +270,18 @@ fn check(dir: &std::path::Path, expect: &str) {
             |r| r.get(0),
         )
         .expect("outbox sequence");
-    assert!(
+    ensure!(
+        failures,
         acking.contains(&durable),
         "durable watermark {durable} was never written by the writer"
     );
-    assert!(
+    ensure!(
+        failures,
         durable <= outbox_seq,
         "watermark {durable} ahead of the outbox ({outbox_seq})"
     );
-    assert!(
+    ensure!(
+        failures,
         durable >= must_have_acked,
         "watermark {durable} lost acknowledgement {must_have_acked}, which a synced commit followed"
     );
@@ -285,8 +298,13 @@ fn check(dir: &std::path::Path, expect: &str) {
         .prepare("SELECT channel, body FROM outbox WHERE id = ?1")
         .expect("prepare");
     for &(index, outbox) in &committed {
-        assert!(seen.insert(index), "index {index} committed twice");
-        assert!(
+        ensure!(
+            failures,
+            seen.insert(index),
+            "index {index} committed twice"
+        );
+        ensure!(
+            failures,
             index <= max_index,
             "committed index {index} above the log's sequence {max_index}"
         );
@@ -300,18 +318,23 @@ fn check(dir: &std::path::Path, expect: &str) {
             .optional()
             .expect("outbox");
         if let Some((channel, body)) = &row {
-            assert_eq!(channel, "rtlog", "outbox row {outbox}");
-            assert!(
+            ensure!(
+                failures,
+                channel == "rtlog",
+                "outbox row {outbox}: channel {channel}"
+            );
+            ensure!(
+                failures,
                 body.split('\t').any(|f| f == format!("index={index}")),
                 "outbox row {outbox} does not carry index {index}: {body}"
             );
         }
-        if outbox > durable {
-            assert!(
-                row.is_some(),
-                "event {index} (outbox {outbox}) is not acknowledged (watermark {durable}) and its outbox row is gone"
-            );
-        }
+        // In the log but out of the outbox unacknowledged: never uploaded.
+        ensure!(
+            failures,
+            !logged || row.is_some() || outbox <= durable,
+            "event {index} is logged, not acknowledged (watermark {durable}), and its outbox row {outbox} is gone"
+        );
         if logged {
             in_log += 1;
         } else if row.is_some() {
@@ -319,7 +342,9 @@ fn check(dir: &std::path::Path, expect: &str) {
         } else if outbox <= durable {
             acked_gone += 1;
         } else {
-            panic!("event {index} is lost");
+            failures.push(format!(
+                "event {index} is lost: not in the log, its outbox row {outbox} is gone and the watermark is {durable}"
+            ));
         }
     }
 
@@ -334,18 +359,28 @@ fn check(dir: &std::path::Path, expect: &str) {
             .expect("command_results")
     };
     for id in &must_have_results {
-        let r = result(id).unwrap_or_else(|| panic!("result {id} lost"));
-        assert!(r.0 == 0 || r.0 == -12, "result {id}: {r:?}");
+        match result(id) {
+            Some(r) => ensure!(failures, r.0 == 0 || r.0 == -12, "result {id}: {r:?}"),
+            None => failures.push(format!("result {id} lost, though synced")),
+        }
     }
     let mut results_lost = 0u64;
     for &(id, in_last) in &unsynced_results {
         match result(id) {
-            Some(r) => assert!(r.0 == 0 || r.0 == -12, "result {id}: {r:?}"),
+            Some(r) => ensure!(failures, r.0 == 0 || r.0 == -12, "result {id}: {r:?}"),
             None if in_last => results_lost += 1,
             None => {}
         }
     }
     let rolled_back = u64::try_from(last_acked - durable).unwrap_or(0);
+    for f in failures.iter().take(40) {
+        println!("PL FAILED {f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} checks failed after the power loss",
+        failures.len()
+    );
     println!(
         "PL CHECK ok integrity ok events {} in_log {in_log} queued_only {queued_only} acked_and_gone {acked_gone} watermark {durable} last_acked {last_acked} must_have {must_have_acked} rolled_back {rolled_back} results {} unsynced_results_lost {results_lost}",
         committed.len(),
