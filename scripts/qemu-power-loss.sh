@@ -15,13 +15,17 @@
 #
 # Why the unsynced writes are really lost: a commit made with synchronous=NORMAL is a
 # write() into the WAL that only the guest kernel's page cache holds (ext4, default
-# options, data=ordered, writeback after 5-30 s); SIGKILL ends qemu and with it the
-# guest's RAM, so those pages never reach the disk. The disk is attached with
-# cache=none (O_DIRECT on the host, a volatile write cache announced to the guest, so
-# fsync in the guest sends flushes): the image holds exactly what the guest's block
-# layer had written when qemu died, and no host page cache stands in for the guest's.
-# What this does not model: a disk controller's own volatile cache reordering writes
-# the guest already completed (the host does not die, so completed writes persist).
+# options, data=ordered; the guest writes dirty pages back after 5-30 s); SIGKILL ends
+# qemu and with it the guest's RAM, so those pages never reach the disk. A synced
+# commit's fsync makes the guest write them and send a flush first. The disk is
+# attached with cache=none: O_DIRECT on the host, so the image holds exactly the writes
+# the guest's block layer had completed when qemu died, with no host cache between,
+# and a volatile write cache is announced to the guest, so its fsync really flushes.
+# (cache=writeback would lose the same guest writes, since the host lives on; it is
+# the fallback where the image's file system refuses O_DIRECT.)
+# What this does not model: a disk's own volatile cache losing or reordering writes the
+# guest already completed but did not flush (the host does not die, so they persist),
+# nor torn sectors.
 #
 # Environment: LINTEL_POWER_LOSS_KILLS (power losses, default 5),
 # LINTEL_POWER_LOSS_SEED (repeats a run's kill moments; printed),
@@ -85,6 +89,7 @@ install_toolchain() {
 MODDIR="$QEMU_GPIO_DIR/kernel/power-loss"
 modules_ready() {
     local m
+    [ "$(cat "$MODDIR/kabi" 2>/dev/null)" = "$(cat "$QEMU_GPIO_DIR/kabi" 2>/dev/null)" ] || return 1
     for m in $MODULES; do [ -f "$MODDIR/$(basename "$m").ko" ] || return 1; done
 }
 fetch_modules() {
@@ -99,12 +104,13 @@ fetch_modules() {
     (cd "$d" && apt-get download "$pkg:arm64=$ver") || { rm -rf "$d"; return 1; }
     for m in $MODULES; do paths+=("./lib/modules/$abi-$FLAVOUR/kernel/$m.ko"); done
     dpkg --fsys-tarfile "$d"/*.deb | tar -x -C "$d" "${paths[@]}" || { rm -rf "$d"; return 1; }
-    mkdir -p "$MODDIR"
+    rm -rf "$MODDIR" && mkdir -p "$MODDIR"
     for m in $MODULES; do
         aarch64-linux-gnu-strip --strip-debug -o "$MODDIR/$(basename "$m").ko" \
             "$d/lib/modules/$abi-$FLAVOUR/kernel/$m.ko"
     done
     rm -rf "$d"
+    echo "$abi" > "$MODDIR/kabi"
 }
 
 cd "$ROOT"
@@ -164,6 +170,14 @@ for m in $MODULES; do FILES+=(-f "$MODDIR/$(basename "$m").ko"); done
 
 DISK="$WORK/disk.img"
 truncate -s 64M "$DISK"
+CACHE="${QEMU_DISK_CACHE:-none}"
+# cache=none opens the image with O_DIRECT, which some file systems (tmpfs) refuse;
+# writeback loses the same guest writes (the host, not the guest, keeps its cache).
+if [ "$CACHE" = none ] && ! dd if=/dev/zero of="$DISK" bs=4096 count=1 oflag=direct conv=notrunc status=none 2>/dev/null; then
+    log "$WORK does not take O_DIRECT; the disk gets cache=writeback"
+    CACHE=writeback
+fi
+export QEMU_DISK_CACHE="$CACHE"
 mkfs.ext4 -q -F "$DISK"
 EXPECT="$WORK/expect.txt"
 : > "$EXPECT"
@@ -202,7 +216,10 @@ boot() {
     if [ "$mode" != check ]; then
         # Wait for the writer's first committed event of this boot, then the delay.
         while kill -0 "$rpid" 2>/dev/null; do
-            if sed -n '/^PL WRITER START/,$p' "$console" | grep -q '^PL COMMITTED'; then break; fi
+            if awk '/^PL WRITER START/ { s = 1 } s && /^PL COMMITTED/ { f = 1; exit } END { exit !f }' \
+                "$console"; then
+                break
+            fi
             sleep 0.1
         done
         if kill -0 "$rpid" 2>/dev/null; then
@@ -248,7 +265,7 @@ boot() {
     fi
 }
 
-log "seed $SEED (LINTEL_POWER_LOSS_SEED=$SEED repeats the kill moments), $KILLS power losses, disk cache=${QEMU_DISK_CACHE:-none}"
+log "seed $SEED (LINTEL_POWER_LOSS_SEED=$SEED repeats the kill moments), $KILLS power losses, disk cache=$CACHE"
 boot 1 write
 for n in $(seq 2 "$KILLS"); do boot "$n" check-write; done
 boot $((KILLS + 1)) check
