@@ -22,9 +22,9 @@
 //! COMMITTED is in the event log, or still in the outbox, or covered by the
 //! durable acknowledged watermark (nothing decided is lost); its outbox row,
 //! when there, carries its index; no index was given twice; the durable
-//! watermark is one the writer wrote (never ahead of what it committed) and
-//! not older than any acknowledgement followed by a synced commit (WAL keeps
-//! commits in order); every synced result, and every unsynced one followed
+//! watermark is one the writer wrote, never ahead of the outbox's sequence
+//! (so never ahead of what was committed), and not older than any
+//! acknowledgement followed by a synced commit (WAL keeps commits in order); every synced result, and every unsynced one followed
 //! by a synced commit, is there. Unsynced acknowledgements and results with
 //! no synced commit after them may be lost: they are counted and printed
 //! (`rolled_back`), since losing one only means sending again.
@@ -270,9 +270,14 @@ fn check(dir: &std::path::Path, expect: &str) {
             |r| r.get(0),
         )
         .expect("outbox sequence");
+    // The console lags the guest (a line is printed after its call returned
+    // and reaches the host later), so the newest acknowledgements may be
+    // missing from `acking`: only a value below the last one seen must be
+    // one of them.
+    let newest_seen = acking.iter().copied().max().unwrap_or(0);
     ensure!(
         failures,
-        acking.contains(&durable),
+        durable > newest_seen || acking.contains(&durable),
         "durable watermark {durable} was never written by the writer"
     );
     ensure!(
