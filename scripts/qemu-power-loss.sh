@@ -48,6 +48,7 @@ FLAVOUR=arm64
 MODULES="crypto/crc32c_generic lib/crc16 fs/mbcache fs/jbd2/jbd2 fs/ext4/ext4
 drivers/virtio/virtio_mmio drivers/block/virtio_blk"
 case "$KILLS$SEED" in *[!0-9]*) echo "qemu-power-loss: kills and seed are numbers" >&2; exit 2 ;; esac
+[ "$KILLS" -ge 1 ] || { echo "qemu-power-loss: LINTEL_POWER_LOSS_KILLS must be at least 1" >&2; exit 2; }
 
 start=$(date +%s)
 log() { echo "qemu-power-loss: $* (+$(( $(date +%s) - start )) s)" >&2; }
@@ -198,6 +199,9 @@ figure() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$2"; }
 # boot N MODE: one boot of the VM; MODE write or check-write is killed after a random
 # delay once its writer committed; check runs to its end.
 RANDOM=$SEED
+# run.sh of the boot in progress: stopped (it kills its qemu) if this script ends early.
+RPID=
+trap '[ -z "$RPID" ] || kill -TERM "$RPID" 2>/dev/null || true' EXIT
 checks=0; events_checked=0; rolled_checks=0; rolled_total=0; results_lost=0
 boot() {
     local n="$1" mode="$2" console="$WORK/console-$1.log" pidfile="$WORK/qemu-$1.pid"
@@ -213,6 +217,7 @@ boot() {
         scripts/qemu-gpio/run.sh -t "$TIMEOUT" -d "$DISK" "${FILES[@]}" -f "$WORK/expect-in.txt" \
         "$GUEST_SH" > "$console" 2>&1 &
     local rpid=$!
+    RPID=$rpid
     if [ "$mode" != check ]; then
         # Wait for the writer's first committed event of this boot, then the delay.
         while kill -0 "$rpid" 2>/dev/null; do
@@ -232,6 +237,7 @@ boot() {
         fi
     fi
     wait "$rpid" || rc=$?
+    RPID=
     # The console without the writer's traffic lines (they stay in $console).
     tr -d '\r' < "$console" | grep -v '^PL \(COMMITTED\|ACK\|RESULT\|COMPACTED\)' \
         | sed 's/^/    | /' >&2 || true
@@ -271,6 +277,6 @@ for n in $(seq 2 "$KILLS"); do boot "$n" check-write; done
 boot $((KILLS + 1)) check
 # Every check after the first boot follows one power loss.
 echo "qemu-power-loss: power losses survived: $checks of $KILLS (seed $SEED)"
-echo "qemu-power-loss: events checked: $events_checked (every committed event, after every loss)"
+echo "qemu-power-loss: events checked: $events_checked (every event committed, re-checked after each later loss)"
 echo "qemu-power-loss: acknowledgements found rolled back: $rolled_total in $rolled_checks of $checks checks (unsynced command results lost: $results_lost)"
 log "done"
