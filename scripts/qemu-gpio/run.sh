@@ -3,7 +3,7 @@
 # initramfs that loads configfs and the gpio-sim module (see setup.sh), creates one
 # simulated chip through configfs, runs a test program in the guest and powers off.
 #
-# usage: scripts/qemu-gpio/run.sh [-t TIMEOUT_S] [-n NUM_LINES] [-f FILE]... PROG [ARGS...]
+# usage: scripts/qemu-gpio/run.sh [-t TIMEOUT_S] [-n NUM_LINES] [-f FILE]... [-d DISK] PROG [ARGS...]
 #   PROG     an aarch64 static binary or a shell script; copied to /test/ in the guest and
 #            run there with ARGS. Guest environment: GPIO_CHIP=/dev/gpiochipN,
 #            GPIO_SIM_SYSFS=/sys/devices/platform/gpio-sim.0/gpiochipN, GPIO_SIM_LINES,
@@ -11,8 +11,11 @@
 #   -f FILE  an extra file copied to /test/ (repeatable)
 #   -t       seconds before qemu is killed (default 180)
 #   -n       lines on the simulated chip (default 16)
+#   -d DISK  a raw image attached as a virtio-blk disk (/dev/vda; its driver is a
+#            module the program loads), cache mode QEMU_DISK_CACHE (default none)
 # Environment: QEMU_SMP (guest CPUs, default 2), QEMU_CPU (default cortex-a57),
-# QEMU_GPIO_DIR (what setup.sh made, default <repo>/target/qemu-gpio).
+# QEMU_GPIO_DIR (what setup.sh made, default <repo>/target/qemu-gpio),
+# QEMU_PIDFILE (qemu writes its pid there, for a caller that kills it).
 # Prints the guest console; exits with the program's status, 124 on timeout (qemu
 # killed), 125 when the guest never reported a status (e.g. a kernel panic).
 set -u
@@ -21,10 +24,11 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 DIR="${QEMU_GPIO_DIR:-$ROOT/target/qemu-gpio}"
 FLAVOUR=arm64
 TIMEOUT=180; NLINES=16; EXTRA=()
-usage() { sed -n '6,19p' "$0" >&2; exit 2; }
-while getopts "t:n:f:" o; do
+DISK=
+usage() { sed -n '6,23p' "$0" >&2; exit 2; }
+while getopts "t:n:f:d:" o; do
     case $o in
-        t) TIMEOUT=$OPTARG ;; n) NLINES=$OPTARG ;; f) EXTRA+=("$OPTARG") ;;
+        t) TIMEOUT=$OPTARG ;; n) NLINES=$OPTARG ;; f) EXTRA+=("$OPTARG") ;; d) DISK=$OPTARG ;;
         *) usage ;;
     esac
 done
@@ -38,7 +42,7 @@ KERNEL=$DIR/kernel/boot/vmlinuz-$KVER
 CONFIGFS_KO=$DIR/kernel/configfs.ko
 SIM_KO=$DIR/mod/gpio-sim.ko
 BUSYBOX=$DIR/busybox
-for f in "$KERNEL" "$CONFIGFS_KO" "$SIM_KO" "$BUSYBOX" "$PROG" "${EXTRA[@]}"; do
+for f in "$KERNEL" "$CONFIGFS_KO" "$SIM_KO" "$BUSYBOX" "$PROG" "${EXTRA[@]}" ${DISK:+"$DISK"}; do
     [ -f "$f" ] || { echo "run.sh: missing $f (run scripts/qemu-gpio/setup.sh?)" >&2; exit 2; }
 done
 
@@ -94,11 +98,17 @@ chmod +x "$R/init"
 
 # ---- boot -------------------------------------------------------------------
 LOG=$WORK/console.log; : > "$LOG"
+QARGS=()
+if [ -n "$DISK" ]; then
+    QARGS+=(-drive "file=$DISK,if=none,id=disk0,format=raw,cache=${QEMU_DISK_CACHE:-none}"
+        -device virtio-blk-device,drive=disk0)
+fi
+if [ -n "${QEMU_PIDFILE:-}" ]; then QARGS+=(-pidfile "$QEMU_PIDFILE"); fi
 START=$(date +%s.%N)
 qemu-system-aarch64 -M virt -cpu "${QEMU_CPU:-cortex-a57}" -smp "${QEMU_SMP:-2}" -m 512 \
     -accel tcg,thread=multi -display none -monitor none -serial "file:$LOG" -no-reboot \
     -nodefaults -kernel "$KERNEL" -initrd "$WORK/initrd.gz" \
-    -append "console=ttyAMA0 rdinit=/init quiet panic=-1" </dev/null &
+    -append "console=ttyAMA0 rdinit=/init quiet panic=-1" "${QARGS[@]}" </dev/null &
 QPID=$!
 tail -s 0.2 -n +1 -f --pid="$QPID" "$LOG" &
 TPID=$!
