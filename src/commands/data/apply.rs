@@ -7,11 +7,11 @@ use super::schema::{self, Field, Table};
 use super::value::{self, Bound, Normalized};
 use super::{record_lines, DataError};
 use crate::commands::CommandContext;
+use crate::link::LinkError;
+use crate::link::TransportError;
 use crate::protocol::command::Command;
 use crate::protocol::record::parse_fields_into;
 use crate::protocol::Record;
-use crate::session::link::LinkError;
-use crate::session::transport::TransportError;
 use base64::Engine;
 use rusqlite::types::Value;
 use std::collections::HashMap;
@@ -651,9 +651,9 @@ mod tests {
         Result<bool, DataError>,
     ) {
         use crate::clock::DeviceClock;
+        use crate::link::OfflineLink;
         use crate::platform::RecordingPlatform;
         use crate::protocol::command::Command;
-        use crate::session::link::OfflineLink;
         let dir = tempfile::tempdir().unwrap();
         let mut store = crate::store::Store::open(dir.path()).unwrap();
         let (lines, _) = crate::protocol::parse_getrequest(&format!("C:1:{command}"));

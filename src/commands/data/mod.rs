@@ -16,9 +16,9 @@ pub mod uploads;
 pub mod value;
 
 use super::{codes, CommandContext, CommandExecutor, CommandOutcome};
+use crate::link::{LinkError, ServerLink};
 use crate::protocol::command::{Command, Verb};
 use crate::protocol::record::RecordError;
-use crate::session::link::{LinkError, ServerLink};
 use std::collections::HashMap;
 use value::ValueError;
 
