@@ -41,6 +41,7 @@ pub mod realtime;
 pub mod serial;
 pub mod sim;
 pub mod textfile;
+pub mod timestamp;
 pub mod wiegand;
 pub mod wiring;
 

@@ -8,6 +8,7 @@
 
 pub(crate) mod apply;
 pub mod bio;
+pub(crate) mod condition;
 pub(crate) mod lenient;
 pub(crate) mod query;
 pub mod revocation;

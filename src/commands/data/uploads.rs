@@ -3,7 +3,7 @@
 //! `/iclock/cdata?table=tabledata&tablename=<table>&count=N` and checks the
 //! server's `<table>=N`.
 
-use super::apply::{lookup_table, parse_conditions, CondScope};
+use super::condition::{lookup_table, parse_conditions, CondScope};
 use super::query::OutputPlan;
 use super::DataError;
 use crate::clock::Clock;
