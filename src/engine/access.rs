@@ -523,3 +523,82 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::handle::EngineInput;
+    use crate::engine::testkit::Bench;
+    use lintel_hal::{InputEvent, Timestamp};
+    use std::time::Duration;
+
+    fn card(reader: u8, number: u64) -> Option<EngineInput> {
+        Some(EngineInput::Hal(
+            InputEvent::CardNumber {
+                reader,
+                number,
+                at: Timestamp::now(),
+            },
+            std::time::Instant::now(),
+        ))
+    }
+
+    fn keys(reader: u8, keys: &str) -> Option<EngineInput> {
+        Some(EngineInput::Hal(
+            InputEvent::Keys {
+                reader,
+                keys: keys.into(),
+                at: Timestamp::now(),
+            },
+            std::time::Instant::now(),
+        ))
+    }
+
+    #[test]
+    fn a_known_card_releases_its_door_and_an_unknown_one_is_logged_27() {
+        let mut b = Bench::new();
+        b.enrol("7", "1234");
+        b.engine.step(card(1, 99));
+        assert!(!b.lock_on(1));
+        assert_eq!(b.events().last(), Some(&(27, 1, "0".to_string())));
+        b.engine.step(card(1, 1234));
+        assert!(b.lock_on(1), "released before the row was written");
+        assert_eq!(b.events().last(), Some(&(0, 1, "7".to_string())));
+        // DoorIntertime (2 s by default): the same card again at once is 20.
+        b.engine.step(card(1, 1234));
+        assert_eq!(b.events().last(), Some(&(20, 1, "7".to_string())));
+        // Door 2 is not in the user's mask.
+        b.engine.step(card(2, 1234));
+        assert_eq!(b.events().last(), Some(&(23, 2, "7".to_string())));
+        assert!(!b.lock_on(2));
+        b.advance(Duration::from_secs(5));
+        assert!(!b.lock_on(1), "the drive time ended");
+    }
+
+    #[test]
+    fn keypad_entries_identify_by_password_and_nothing_typed_at_a_disabled_reader_counts() {
+        let mut b = Bench::new();
+        b.engine
+            .store
+            .conn()
+            .execute_batch(
+                "INSERT INTO users(pin, password) VALUES ('5', '4321');
+                 INSERT INTO user_authorizations(pin, timezone_id, door_mask) VALUES ('5', 1, 1);",
+            )
+            .unwrap();
+        b.engine.step(keys(1, "4321#"));
+        assert_eq!(b.events().last(), Some(&(0, 1, "5".to_string())));
+        assert!(b.lock_on(1));
+        b.engine.step(keys(1, "999#"));
+        assert_eq!(b.events().last(), Some(&(27, 1, "0".to_string())));
+        b.engine
+            .store
+            .conn()
+            .execute(
+                "INSERT INTO reader_properties(id, door_id, in_out, disable) VALUES (1, 1, 0, 1)",
+                [],
+            )
+            .unwrap();
+        b.engine.step(keys(1, "4321#"));
+        assert_eq!(b.events().last(), Some(&(23, 1, "0".to_string())));
+    }
+}

@@ -150,3 +150,78 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::door::code;
+    use crate::engine::handle::{DoorCommand, EngineInput, OutputAction, OutputTarget};
+    use crate::engine::testkit::Bench;
+    use crate::protocol::codes;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    fn run(b: &mut Bench, cmd: DoorCommand) -> i64 {
+        let (tx, rx) = channel();
+        b.engine.step(Some(EngineInput::Command(cmd, tx)));
+        rx.try_recv().expect("answered within the step")
+    }
+
+    #[test]
+    fn remote_open_pulses_the_lock_and_a_missing_output_is_a_bad_parameter() {
+        let mut b = Bench::new();
+        let open = DoorCommand::Output {
+            target: OutputTarget::Lock,
+            index: 2,
+            action: OutputAction::For(Duration::from_secs(3)),
+        };
+        assert_eq!(run(&mut b, open), codes::OK);
+        assert!(b.lock_on(2) && !b.lock_on(1));
+        assert_eq!(b.events().last(), Some(&(code::REMOTE_OPEN, 2, "0".into())));
+        b.advance(Duration::from_secs(3));
+        assert!(!b.lock_on(2));
+        let aux = |index| DoorCommand::Output {
+            target: OutputTarget::Aux,
+            index,
+            action: OutputAction::NormalOpen,
+        };
+        assert_eq!(run(&mut b, aux(9)), codes::BAD_PARAMETER);
+        assert_eq!(run(&mut b, aux(2)), codes::OK);
+        assert!(b.aux_on(2) && !b.aux_on(1));
+        assert_eq!(b.codes().last(), Some(&12));
+        let lock = |door| DoorCommand::Lock { door, locked: true };
+        assert_eq!(run(&mut b, lock(9)), codes::BAD_PARAMETER);
+    }
+
+    #[test]
+    fn a_locked_door_refuses_cards_until_unlocked_and_emergency_opens_every_door() {
+        let mut b = Bench::new();
+        b.enrol("7", "1234");
+        assert_eq!(
+            run(
+                &mut b,
+                DoorCommand::Lock {
+                    door: 1,
+                    locked: true
+                }
+            ),
+            codes::OK
+        );
+        assert_eq!(b.codes().last(), Some(&code::REMOTE_LOCK));
+        b.engine.step(Some(EngineInput::Hal(
+            lintel_hal::InputEvent::CardNumber {
+                reader: 1,
+                number: 1234,
+                at: lintel_hal::Timestamp::now(),
+            },
+            std::time::Instant::now(),
+        )));
+        assert_eq!(b.codes().last(), Some(&63));
+        assert!(!b.lock_on(1));
+        assert_eq!(
+            run(&mut b, DoorCommand::Emergency { all_open: true }),
+            codes::OK
+        );
+        assert!((1..=4).all(|d| b.lock_on(d)));
+        assert_eq!(b.codes().iter().filter(|c| **c == code::DUAL_ON).count(), 4);
+    }
+}

@@ -190,3 +190,50 @@ impl Engine {
         self.log_event(ev);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::door::code;
+    use crate::engine::handle::EngineInput;
+    use crate::engine::rtstate;
+    use crate::engine::testkit::Bench;
+    use lintel_hal::{InputEvent, InputKind, Timestamp};
+
+    fn input(kind: InputKind, level: bool, initial: bool) -> Option<EngineInput> {
+        Some(EngineInput::Hal(
+            InputEvent::Input {
+                kind,
+                level,
+                at: Timestamp::now(),
+                initial,
+            },
+            std::time::Instant::now(),
+        ))
+    }
+
+    #[test]
+    fn the_exit_button_releases_its_door_on_press_only() {
+        let mut b = Bench::new();
+        b.engine.step(input(InputKind::ExitButton(3), false, false));
+        assert!(!b.lock_on(3), "a release of the button does nothing");
+        b.engine.step(input(InputKind::ExitButton(3), true, true));
+        assert!(!b.lock_on(3), "the level found at start is not a press");
+        b.engine.step(input(InputKind::ExitButton(3), true, false));
+        assert!(b.lock_on(3));
+        assert_eq!(b.events().last(), Some(&(code::EXIT_BUTTON, 3, "0".into())));
+    }
+
+    #[test]
+    fn tamper_sets_the_alarm_on_every_door_and_logs_only_a_change() {
+        let mut b = Bench::new();
+        b.engine.step(input(InputKind::Tamper, true, true));
+        assert!(!b.codes().contains(&code::TAMPER), "a state at start");
+        assert!((0..4).all(|i| b.engine.doors[i].alarms & rtstate::alarm::TAMPER != 0));
+        b.engine.step(input(InputKind::Tamper, false, false));
+        assert!((0..4).all(|i| b.engine.doors[i].alarms == 0));
+        b.engine.step(input(InputKind::Tamper, true, false));
+        assert_eq!(b.codes().last(), Some(&code::TAMPER));
+        b.engine.step(input(InputKind::AuxIn(2), true, false));
+        assert_eq!(b.events().last(), Some(&(226, 2, "0".into())));
+    }
+}

@@ -55,6 +55,8 @@ pub mod rtstate;
 pub mod rules;
 mod runner;
 mod schedule;
+#[cfg(test)]
+mod testkit;
 pub mod timezone;
 pub mod verify;
 

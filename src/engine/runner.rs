@@ -490,3 +490,69 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testkit::Bench;
+    use crate::engine::Monotonic as _;
+
+    #[test]
+    fn start_up_logs_206_and_queues_rtstate_then_waits_at_most_a_minute() {
+        let b = Bench::new();
+        assert_eq!(b.codes(), vec![code::DEVICE_START]);
+        let queued: i64 = b
+            .engine
+            .store
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE channel = 'rtstate'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(queued, 1);
+        let now = b.time.now();
+        let next = b.engine.next_deadline().expect("the minute at least");
+        assert!(next > now && next <= now + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_linkage_drives_its_output_logs_6_and_does_not_fire_again_while_busy() {
+        let mut b = Bench::new();
+        // Event 202 (exit button) at door 1 drives aux output 1 for 5 s.
+        b.engine
+            .store
+            .conn()
+            .execute(
+                "INSERT INTO linkages(idx, event_type, in_addr, out_type, out_addr, out_time)
+                 VALUES (4, 202, 0, 1, 1, 5)",
+                [],
+            )
+            .unwrap();
+        let press = || {
+            Some(EngineInput::Hal(
+                lintel_hal::InputEvent::Input {
+                    kind: lintel_hal::InputKind::ExitButton(1),
+                    level: true,
+                    at: lintel_hal::Timestamp::now(),
+                    initial: false,
+                },
+                Instant::now(),
+            ))
+        };
+        b.engine.step(press());
+        assert!(b.aux_on(1));
+        let events = b.events();
+        assert_eq!(events[events.len() - 2].0, code::EXIT_BUTTON);
+        assert_eq!(events[events.len() - 1].0, linkage::LINKAGE_EVENT);
+        b.engine.step(press());
+        assert_eq!(
+            b.codes().last(),
+            Some(&code::EXIT_BUTTON),
+            "busy: not again"
+        );
+        b.advance(Duration::from_secs(5));
+        assert!(!b.aux_on(1));
+    }
+}
