@@ -410,8 +410,8 @@ pub use range::{parse_content_range, ByteRange, RangedDownload};
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
     use crate::upgrade::space::FixedFreeSpace;
+    use base64::Engine as _;
 
     #[test]
     fn parses_the_three_methods() {
