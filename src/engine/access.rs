@@ -10,12 +10,12 @@
 use super::control;
 use super::decide::{self, Verdict};
 use super::handle::{EngineInput, GrantTiming};
-use super::identify::{self, Arrival, DoorPassword, Presented, Typed};
+use super::identify::{self, Arrival, DoorPassword, Presented};
 use super::keypad;
 use super::remote;
 use super::remote_wait::RemotePending;
 use super::runner::Engine;
-use super::verify::{self, factor, Check};
+use super::verify::{self, factor, Check, KeypadMeaning};
 use super::{rtstate, rules};
 use crate::store::NewEvent;
 use lintel_hal::wiegand::{self, Decoded};
@@ -152,17 +152,22 @@ impl Engine {
             return;
         }
         let mode = decide::verify_mode(self.store.conn(), at, None, when);
-        let (factors, found) =
-            match identify::user_of_typed(self.store.conn(), mode.keypad_meaning(), typed, at.door)
-            {
-                Typed::Looked { factors, user } => (factors, user),
-                Typed::Ignored => {
-                    let presented = Presented::typed(factor::PASSWORD);
-                    // 41: the door takes nothing from the keypad now.
-                    self.log_identification(at, "0", &presented, 41);
-                    return;
-                }
-            };
+        let (factors, found) = match mode.keypad_meaning() {
+            KeypadMeaning::Password => (
+                factor::PASSWORD,
+                identify::user_of_password(self.store.conn(), typed, at.door),
+            ),
+            KeypadMeaning::UserId => (
+                factor::USER_ID,
+                rules::user_by_pin(self.store.conn(), typed),
+            ),
+            KeypadMeaning::Nothing => {
+                let presented = Presented::typed(factor::PASSWORD);
+                // 41: the door takes nothing from the keypad now.
+                self.log_identification(at, "0", &presented, 41);
+                return;
+            }
+        };
         let presented = Presented::typed(factors);
         match found {
             Ok(Some(user)) => self.verify_and_decide(at, user, presented, now, None),

@@ -11,7 +11,6 @@
 
 use super::decide::Verdict;
 use super::door::Door;
-use super::doors::Doors;
 use super::rules;
 use chrono::NaiveDateTime;
 use rusqlite::Connection;
@@ -93,38 +92,37 @@ impl FirstCards {
         }
     }
 
-    /// Ends the first-card states whose period is over at `when`, clearing
-    /// the doors' hold. Returns the indexes of the doors that were held
-    /// open (the engine logs 204 for each). A rule that cannot be read
-    /// keeps its state, logged, to be tried again.
-    pub(super) fn end_periods(
+    /// Ends door `i`'s first-card state if its period is over at `when`,
+    /// clearing the door's hold. True when the door was held open (the
+    /// engine logs 204). A rule that cannot be read keeps the state,
+    /// logged, to be tried again.
+    pub(super) fn end_period(
         &mut self,
         conn: &Connection,
-        doors: &mut Doors,
+        i: usize,
+        door: &mut Door,
         when: NaiveDateTime,
-    ) -> Vec<usize> {
-        let mut ended = Vec::new();
-        for i in 0..doors.len() {
-            let door = &mut doors[i];
-            let FirstCard::Active { tz, holds_open } = self.doors[i] else {
-                continue;
-            };
-            match rules::rule_covers(conn, tz, when) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.doors[i] = FirstCard::Idle;
-                    if holds_open {
-                        door.first_card_open = false;
-                        ended.push(i);
-                    }
+    ) -> bool {
+        let FirstCard::Active { tz, holds_open } = self.doors[i] else {
+            return false;
+        };
+        match rules::rule_covers(conn, tz, when) {
+            Ok(true) => false,
+            Ok(false) => {
+                self.doors[i] = FirstCard::Idle;
+                if holds_open {
+                    door.first_card_open = false;
                 }
-                Err(e) => log::error!(
+                holds_open
+            }
+            Err(e) => {
+                log::error!(
                     "door {}: cannot read first-card rule {tz} ({e}); trying again",
                     door.number
-                ),
+                );
+                false
             }
         }
-        ended
     }
 
     /// Whether no door has a first-card state (nothing to end).
@@ -136,6 +134,7 @@ impl FirstCards {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::doors::Doors;
     use crate::engine::handle::Outputs;
     use crate::store::Store;
 
@@ -198,11 +197,11 @@ mod tests {
             Verdict::Grant(0),
             "only the first grant"
         );
-        assert!(fc.end_periods(c, &mut doors, when).is_empty());
+        assert!(!fc.end_period(c, 0, &mut doors[0], when));
         // The server delivers its own rule 1, which covers nothing.
         c.execute("INSERT INTO time_zones(timezone_id) VALUES (1)", [])
             .unwrap();
-        assert_eq!(fc.end_periods(c, &mut doors, when), vec![0]);
+        assert!(fc.end_period(c, 0, &mut doors[0], when));
         assert!(!doors[0].first_card_open);
         assert!(fc.all_idle());
     }

@@ -8,7 +8,7 @@
 
 use super::keypad::{Pending, ReaderEntry};
 use super::rules;
-use super::verify::{factor, KeypadMeaning};
+use super::verify::factor;
 use lintel_hal::board::{BoardConfig, ReaderDirection};
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -96,18 +96,6 @@ pub(super) enum DoorPassword {
     Duress,
 }
 
-/// What a keypad entry identified, as the verification mode reads the keypad.
-#[derive(Debug)]
-pub(super) enum Typed {
-    /// The keypad takes nothing now (41).
-    Ignored,
-    /// Looked up as `factors` (password or user ID); `None` = nobody.
-    Looked {
-        factors: u16,
-        user: rusqlite::Result<Option<rules::User>>,
-    },
-}
-
 /// The keypad entries and waiting combined verifications, per reader.
 #[derive(Debug, Default)]
 pub(super) struct Keypads {
@@ -167,35 +155,22 @@ pub(super) fn user_of_card(
     })
 }
 
-/// The user a keypad entry names, as the verification mode reads it.
-pub(super) fn user_of_typed(
+/// The user a typed password identifies: `None` when nobody has it, or
+/// when several users share it (passwords that identify must be unique;
+/// two users sharing one cannot be told apart, so neither opens).
+pub(super) fn user_of_password(
     conn: &Connection,
-    meaning: KeypadMeaning,
     typed: &str,
     door: u8,
-) -> Typed {
-    match meaning {
-        KeypadMeaning::Password => Typed::Looked {
-            factors: factor::PASSWORD,
-            user: rules::users_by_password(conn, typed).map(|mut users| {
-                if users.len() > 1 {
-                    // Passwords that identify must be unique; two users
-                    // sharing one cannot be told apart, so neither opens.
-                    log::warn!(
-                        "door {door}: a password shared by several users was typed; refused"
-                    );
-                    None
-                } else {
-                    users.pop()
-                }
-            }),
-        },
-        KeypadMeaning::UserId => Typed::Looked {
-            factors: factor::USER_ID,
-            user: rules::user_by_pin(conn, typed),
-        },
-        KeypadMeaning::Nothing => Typed::Ignored,
-    }
+) -> rusqlite::Result<Option<rules::User>> {
+    rules::users_by_password(conn, typed).map(|mut users| {
+        if users.len() > 1 {
+            log::warn!("door {door}: a password shared by several users was typed; refused");
+            None
+        } else {
+            users.pop()
+        }
+    })
 }
 
 /// ReaderProperty `Disable` (AccSupportFunList position 0, "Reader
@@ -277,26 +252,10 @@ mod tests {
             "INSERT INTO users(pin, password) VALUES ('1', '1111'), ('2', '2222'), ('3', '2222');",
         )
         .unwrap();
-        let user = |meaning, typed| match user_of_typed(c, meaning, typed, 1) {
-            Typed::Looked { factors, user } => (factors, user.unwrap().map(|u| u.pin)),
-            Typed::Ignored => panic!("ignored"),
-        };
-        assert_eq!(
-            user(KeypadMeaning::Password, "1111"),
-            (factor::PASSWORD, Some("1".into()))
-        );
-        assert_eq!(
-            user(KeypadMeaning::Password, "2222"),
-            (factor::PASSWORD, None)
-        );
-        assert_eq!(
-            user(KeypadMeaning::UserId, "3"),
-            (factor::USER_ID, Some("3".into()))
-        );
-        assert!(matches!(
-            user_of_typed(c, KeypadMeaning::Nothing, "1111", 1),
-            Typed::Ignored
-        ));
+        let pin = |typed| user_of_password(c, typed, 1).unwrap().map(|u| u.pin);
+        assert_eq!(pin("1111"), Some("1".into()));
+        assert_eq!(pin("2222"), None, "shared by users 2 and 3");
+        assert_eq!(pin("3333"), None, "nobody's");
     }
 
     #[test]

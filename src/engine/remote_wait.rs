@@ -54,16 +54,13 @@ impl RemoteWaits {
         self.pending.remove(&id)
     }
 
-    /// The waits whose time ran out by `now` (taken).
-    pub(super) fn expired(&mut self, now: Instant) -> Vec<(u64, RemotePending)> {
-        let ids: Vec<u64> = self
-            .pending
+    /// The ids of the waits whose time ran out by `now` (take them to
+    /// decide locally).
+    pub(super) fn expired(&self, now: Instant) -> Vec<u64> {
+        self.pending
             .iter()
             .filter(|(_, p)| now >= p.until)
             .map(|(id, _)| *id)
-            .collect();
-        ids.into_iter()
-            .filter_map(|id| self.pending.remove(&id).map(|p| (id, p)))
             .collect()
     }
 
@@ -103,10 +100,9 @@ mod tests {
         w.wait(b, pending(t0 + Duration::from_secs(5)));
         assert_eq!(w.deadlines().min(), Some(t0 + Duration::from_secs(3)));
         assert!(w.expired(t0).is_empty());
-        let expired = w.expired(t0 + Duration::from_secs(3));
-        assert_eq!(expired.len(), 1);
-        assert_eq!(expired[0].0, a);
-        assert!(w.take(a).is_none(), "decided locally already");
+        assert_eq!(w.expired(t0 + Duration::from_secs(3)), vec![a]);
+        assert!(w.take(a).is_some(), "taken to decide locally");
+        assert!(w.take(a).is_none(), "an answer after that finds nothing");
         assert_eq!(w.take(b).map(|p| p.local), Some(Verdict::Grant(0)));
         assert_eq!(w.deadlines().next(), None);
     }

@@ -251,9 +251,11 @@ impl Engine {
         }
         self.run_schedules();
         self.linkages.expire(now);
-        for (id, p) in self.remote.expired(now) {
-            log::warn!("remote identification {id} not answered in time; deciding locally");
-            self.remote_fallback(p, now);
+        for id in self.remote.expired(now) {
+            if let Some(p) = self.remote.take(id) {
+                log::warn!("remote identification {id} not answered in time; deciding locally");
+                self.remote_fallback(p, now);
+            }
         }
         self.end_first_card_periods();
         for i in 0..self.doors.len() {
@@ -440,15 +442,13 @@ impl Engine {
                 false
             }
         };
-        let doors: Vec<ScheduledDoor> = (0..self.doors.len())
-            .map(|i| ScheduledDoor {
-                number: self.doors[i].number,
-                keep_open_tz: self.doors.settings(i).keep_open_tz,
-            })
-            .collect();
+        let doors = (0..self.doors.len()).map(|i| ScheduledDoor {
+            number: self.doors[i].number,
+            keep_open_tz: self.doors.settings(i).keep_open_tz,
+        });
         let plan = self
             .schedules
-            .plan(&doors, self.doors.aux_count(), &outputs, when, covers);
+            .plan(doors, self.doors.aux_count(), &outputs, when, covers);
         for (i, open) in plan.door_open.into_iter().enumerate() {
             if self.doors[i].schedule_open != open {
                 self.doors[i].schedule_open = open;
@@ -481,12 +481,14 @@ impl Engine {
             return;
         }
         let when = self.local_now();
-        let ended = self
-            .first_cards
-            .end_periods(self.store.conn(), &mut self.doors, when);
-        for i in ended {
-            let n = u32::from(self.doors[i].number);
-            self.log_plain(code::NORMAL_OPEN_END, n);
+        for i in 0..self.doors.len() {
+            if self
+                .first_cards
+                .end_period(self.store.conn(), i, &mut self.doors[i], when)
+            {
+                let n = u32::from(self.doors[i].number);
+                self.log_plain(code::NORMAL_OPEN_END, n);
+            }
         }
     }
 }

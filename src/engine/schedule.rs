@@ -65,20 +65,22 @@ impl Schedules {
     /// the scheduled outputs and `covers` (whether a time rule covers `when`).
     pub(super) fn plan(
         &self,
-        doors: &[ScheduledDoor],
+        doors: impl Iterator<Item = ScheduledDoor>,
         aux_count: usize,
         outputs: &[ScheduledOutput],
         when: NaiveDateTime,
         covers: impl Fn(i64) -> bool,
     ) -> Plan {
-        let mut door_open = vec![false; doors.len()];
-        for (i, d) in doors.iter().enumerate() {
-            let by_param = d.keep_open_tz.is_some_and(&covers);
-            let by_output = outputs.iter().any(|o| {
-                !o.aux && o.action == 1 && o.num == i64::from(d.number) && covers(o.timezone)
-            });
-            door_open[i] = (by_param || by_output) && self.keep_open_off_on[i] != Some(when.date());
-        }
+        let door_open = doors
+            .enumerate()
+            .map(|(i, d)| {
+                let by_param = d.keep_open_tz.is_some_and(&covers);
+                let by_output = outputs.iter().any(|o| {
+                    !o.aux && o.action == 1 && o.num == i64::from(d.number) && covers(o.timezone)
+                });
+                (by_param || by_output) && self.keep_open_off_on[i] != Some(when.date())
+            })
+            .collect();
         let mut aux = vec![AuxSchedule::None; aux_count];
         for o in outputs.iter().filter(|o| o.aux) {
             let Some(i) = usize::try_from(o.num).ok().and_then(|n| n.checked_sub(1)) else {
@@ -151,10 +153,10 @@ mod tests {
             output(2, false, 1, 7),
         ];
         let covers = |tz: i64| tz == 5 || tz == 6;
-        let plan = s.plan(&DOORS, 2, &outputs, at(9, 0, 0), covers);
+        let plan = s.plan(DOORS.into_iter(), 2, &outputs, at(9, 0, 0), covers);
         assert_eq!(plan.door_open, vec![true, true]);
         assert_eq!(plan.aux, vec![AuxSchedule::On, AuxSchedule::ForcedOff]);
-        let nothing = s.plan(&DOORS, 2, &outputs, at(9, 0, 0), |_| false);
+        let nothing = s.plan(DOORS.into_iter(), 2, &outputs, at(9, 0, 0), |_| false);
         assert_eq!(nothing.door_open, vec![false, false]);
         assert_eq!(nothing.aux, vec![AuxSchedule::None, AuxSchedule::None]);
     }
@@ -166,17 +168,18 @@ mod tests {
         s.set_period_enabled(0, false, today.date());
         let covers = |_: i64| true;
         assert_eq!(
-            s.plan(&DOORS, 0, &[], today, covers).door_open,
+            s.plan(DOORS.into_iter(), 0, &[], today, covers).door_open,
             vec![false, false]
         );
         let tomorrow = today + chrono::Duration::days(1);
         assert_eq!(
-            s.plan(&DOORS, 0, &[], tomorrow, covers).door_open,
+            s.plan(DOORS.into_iter(), 0, &[], tomorrow, covers)
+                .door_open,
             vec![true, false]
         );
         s.set_period_enabled(0, true, today.date());
         assert_eq!(
-            s.plan(&DOORS, 0, &[], today, covers).door_open,
+            s.plan(DOORS.into_iter(), 0, &[], today, covers).door_open,
             vec![true, false]
         );
     }
