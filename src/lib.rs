@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod engine;
+pub mod link;
 pub mod logging;
 pub mod platform;
 pub mod private_files;

@@ -5,7 +5,7 @@
 //! report carries the time of the first edge that left the old level, which is when the
 //! door really moved. Bounces that return to the old level inside the window report nothing.
 
-use crate::event::Timestamp;
+use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone)]
 pub struct Debouncer {

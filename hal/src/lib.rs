@@ -42,6 +42,7 @@ pub mod realtime;
 pub mod serial;
 pub mod sim;
 pub mod textfile;
+pub mod timestamp;
 pub mod wiegand;
 pub mod wiring;
 

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::board::LineSpec;
-use crate::event::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// Errors from a line provider.
 #[derive(Debug, thiserror::Error)]

@@ -15,8 +15,8 @@ use gpio_cdev::{
 };
 
 use crate::board::{Bias, LineSpec};
-use crate::event::Timestamp;
 use crate::line::{Backlog, EdgeCount, EdgeSource, LineError, LineProvider, OutputLine, RawEdge};
+use crate::timestamp::Timestamp;
 
 /// v1 uAPI bias flags (linux/gpio.h GPIOHANDLE_REQUEST_BIAS_*, Linux 5.5+); gpio-cdev 0.6
 /// predates them, so they are passed as raw bits.

@@ -17,9 +17,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::board::{BoardConfig, LineSpec};
-use crate::event::Timestamp;
 use crate::fault::{FaultConfig, FaultInjector};
 use crate::line::{LineError, MemLines, RawEdge};
+use crate::timestamp::Timestamp;
 use crate::wiegand::capture::edges_for_bits;
 use crate::wiegand::format::keypad_frame;
 use crate::wiegand::{DataLine, WiegandBits};

@@ -32,7 +32,7 @@ pub(crate) fn handle(state: &mut State, cfg: &ServerConfig, req: &Request) -> Re
                 .map(|l| l.trim_end_matches('\r'))
                 .filter(|l| !l.trim().is_empty())
             {
-                let id = crate::protocol::queue(state, cfg, &sn, &unescape(line));
+                let id = crate::queue::queue(state, cfg, &sn, &unescape(line));
                 out.push_str(&format!("{id}\n"));
             }
         }

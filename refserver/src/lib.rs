@@ -36,6 +36,7 @@ pub mod fault;
 pub mod http;
 mod misbehave;
 mod protocol;
+mod queue;
 mod range;
 pub mod secure;
 mod server;

@@ -13,15 +13,14 @@
 //!
 //! The check result is recorded for every request either way.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use crate::config::{
     AckMode, Approval, CmdFormat, CmdFormatChoice, InitReply, ServerConfig, VersionKey,
 };
 use crate::http::{Request, Response};
-use crate::state::{
-    CommandResult, QueuedCommand, Record, Registration, Session, State, TokenCheck, Upload,
-};
+use crate::queue::queue;
+use crate::state::{CommandResult, Record, Registration, Session, State, TokenCheck, Upload};
 
 /// A response plus the token check result for the request log.
 pub(crate) struct Handled {
@@ -150,32 +149,6 @@ fn first_contact(state: &mut State, cfg: &ServerConfig, sn: &str) {
     for command in &cfg.initial_commands {
         queue(state, cfg, sn, command);
     }
-}
-
-/// Queues a command with a server-assigned ID.
-pub(crate) fn queue(state: &mut State, cfg: &ServerConfig, sn: &str, command: &str) -> u64 {
-    let id = state.new_command_id(cfg.id_style, now_millis(cfg.clock.now()));
-    state.device_mut(sn).queue.push(QueuedCommand {
-        id: id.to_string(),
-        text: command.to_string(),
-        deliveries: 0,
-    });
-    id
-}
-
-/// Queues a command with a caller-chosen ID.
-pub(crate) fn queue_with_id(state: &mut State, sn: &str, id: &str, command: &str) {
-    state.mark_id_used(id);
-    state.device_mut(sn).queue.push(QueuedCommand {
-        id: id.to_string(),
-        text: command.to_string(),
-        deliveries: 0,
-    });
-}
-
-fn now_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn version_key(cfg: &ServerConfig) -> &'static str {

@@ -151,12 +151,12 @@ impl RefServer {
     pub fn queue_command(&self, sn: &str, text: &str) -> u64 {
         let mut inner = self.shared.lock();
         let inner = &mut *inner;
-        crate::protocol::queue(&mut inner.state, &inner.config, sn, text)
+        crate::queue::queue(&mut inner.state, &inner.config, sn, text)
     }
 
     /// Queues a command for `sn` with a chosen ID (e.g. large or repeated ones).
     pub fn queue_command_with_id(&self, sn: &str, id: &str, text: &str) {
-        crate::protocol::queue_with_id(&mut self.shared.lock().state, sn, id, text);
+        crate::queue::queue_with_id(&mut self.shared.lock().state, sn, id, text);
     }
 
     /// Commands of `sn` still waiting for their result.

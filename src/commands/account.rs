@@ -10,7 +10,7 @@
 //!   tgz parts to `/iclock/file?...&fileseq=i`, each part's text no larger
 //!   than MaxPackageSize.
 
-use super::data::apply::Condition;
+use super::data::condition::Condition;
 use super::data::query::{plan_packages, OutputPlan};
 use super::data::schema::{table, TRANSACTION};
 use super::data::value::parse_event_time;

@@ -55,7 +55,7 @@ pub fn install(dispatcher: &mut Dispatcher, env: &ExecutorEnv) {
 /// Registers the executors that need the running access-control engine
 /// (CONTROL DEVICE). Without them those commands are answered -13.
 pub fn install_engine(dispatcher: &mut Dispatcher, engine: crate::engine::EngineHandle) {
-    dispatcher.register(Box::new(crate::engine::control::ControlExecutor::new(
-        engine,
-    )));
+    dispatcher.register(Box::new(
+        crate::commands::control_device::ControlExecutor::new(engine),
+    ));
 }

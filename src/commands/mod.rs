@@ -6,16 +6,19 @@
 //! given, it answers with an Appendix 1 code.
 
 pub mod account;
-pub mod codes;
+/// Appendix 1 return codes live in the protocol layer, below the engine and
+/// the session that also answer with them.
+pub use crate::protocol::codes;
+pub mod control_device;
 pub mod data;
 pub mod executors;
 pub mod options;
 pub mod server_time;
 
 use crate::clock::Clock;
+use crate::link::ServerLink;
 use crate::platform::Platform;
 use crate::protocol::command::{Command, Verb};
-use crate::session::link::ServerLink;
 use crate::store::Store;
 
 /// What the session must do once a command's result has been reported.

@@ -7,8 +7,8 @@
 
 use crate::clock::zone::ZoneError;
 use crate::clock::{Clock, LocalZone, TimeSource, Verdict, ZoneOffset};
+use crate::link::{LinkError, ServerLink};
 use crate::protocol::time::old_decode;
-use crate::session::link::{LinkError, ServerLink};
 use crate::store::{Store, StoreError, SERVER_ZONE_KEY};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, Utc};
 

@@ -1,18 +1,14 @@
-//! `CONTROL DEVICE AABBCCDDEE` (12.4): parsing into a [`ControlRequest`] and
-//! the executor the session runs, which hands door commands to the engine
-//! through its channel and waits for the answer with a timeout.
+//! `CONTROL DEVICE AABBCCDDEE` (12.4): parsing into a [`ControlRequest`].
+//! The engine runs the door commands it yields (from the session through
+//! its channel, and from a remote identification's answer); the executor
+//! the session runs is `commands::control_device`, wired in by
+//! `commands::executors::install_engine`.
 //!
 //! AA is written `%02X` (the table lists it in decimal: "11: network
 //! switchover" is `0B` in the examples). EE, the operator, is optional.
 
-use super::{DoorCommand, EngineHandle, OutputAction, OutputTarget};
-use crate::commands::{codes, CommandContext, CommandExecutor, CommandOutcome};
-use crate::platform::PlatformAction;
-use crate::protocol::command::{Command, Verb};
+use super::{DoorCommand, OutputAction, OutputTarget};
 use std::time::Duration;
-
-/// How long the session waits for the engine before answering -725.
-pub const ENGINE_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A parsed CONTROL DEVICE command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,78 +108,6 @@ pub fn parse(arg: &str) -> Result<ControlRequest, ControlError> {
         other => return Err(ControlError::UnknownCode(other)),
     };
     Ok(req)
-}
-
-/// The CONTROL DEVICE executor: door commands go to the engine.
-pub struct ControlExecutor {
-    engine: EngineHandle,
-}
-
-impl ControlExecutor {
-    pub fn new(engine: EngineHandle) -> Self {
-        ControlExecutor { engine }
-    }
-}
-
-impl CommandExecutor for ControlExecutor {
-    fn handles(&self, verb: &Verb) -> bool {
-        *verb == Verb::ControlDevice
-    }
-
-    fn execute(&mut self, command: &Command, ctx: &mut CommandContext<'_>) -> CommandOutcome {
-        let req = match parse(&command.rest) {
-            Ok(r) => r,
-            Err(e) => {
-                log::warn!("CONTROL DEVICE {}: {e}", command.id);
-                return CommandOutcome::code(codes::BAD_PARAMETER);
-            }
-        };
-        let platform = |action: PlatformAction, failed: i64| match ctx.platform.perform(action) {
-            Ok(()) => codes::OK,
-            Err(e) => {
-                log::warn!("CONTROL DEVICE {}: {e}", command.id);
-                failed
-            }
-        };
-        let code = match req {
-            ControlRequest::Door(cmd) => {
-                let code = self.engine.command(cmd.clone(), ENGINE_REPLY_TIMEOUT);
-                if code < 0 {
-                    log::warn!("CONTROL DEVICE {} ({cmd:?}) answered {code}", command.id);
-                }
-                // Appendix 1 has specific codes for these two failures.
-                match (&cmd, code) {
-                    (DoorCommand::CancelAlarm { .. }, c) if c < 0 && c != codes::WAIT_TIMEOUT => {
-                        codes::CANCEL_ALARM_FAILED
-                    }
-                    (DoorCommand::NormalOpen { .. }, c) if c < 0 && c != codes::WAIT_TIMEOUT => {
-                        codes::NORMAL_OPEN_FAILED
-                    }
-                    _ => code,
-                }
-            }
-            ControlRequest::Restart { device: 0 } => {
-                platform(PlatformAction::Restart, codes::RESTART_FAILED)
-            }
-            ControlRequest::Restart { .. } => codes::BAD_PARAMETER,
-            ControlRequest::SwitchNetwork(n) => {
-                platform(PlatformAction::SwitchNetwork(n), codes::EXECUTION_ERROR)
-            }
-            ControlRequest::IdentityCardRegistration(true) => {
-                platform(PlatformAction::RegisterIdentityCard, codes::EXECUTION_ERROR)
-            }
-            ControlRequest::IdentityCardRegistration(false) => codes::OK,
-            ControlRequest::SubDeviceStatus => codes::OK,
-            ControlRequest::Unsupported(aa) => {
-                log::info!(
-                    "CONTROL DEVICE {:02X} is not supported by this controller",
-                    aa
-                );
-                codes::UNSUPPORTED_COMMAND
-            }
-        };
-        CommandOutcome::code(code)
-    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,9 @@
 //! of the UNIQUE keys, primary keys). A row that does not parse is skipped
 //! with a log line: bad rule data never stops a decision.
 
-use super::door::DoorSettings;
 use super::timezone::{day_kind, Holiday, TimeRule};
 use chrono::NaiveDateTime;
 use rusqlite::{params, Connection, OptionalExtension};
-use std::time::Duration;
 
 /// A user as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -546,221 +544,22 @@ pub fn linkages_for(conn: &Connection, event: u32, addr: u32) -> rusqlite::Resul
     Ok(out)
 }
 
-/// A server-defined Wiegand format row (`WGFormat` / `DefaultWGFormat`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WgFormatRow {
-    pub id: i64,
-    pub card_bit: Option<i64>,
-    pub site_code: Option<i64>,
-    pub name: String,
-    pub card_format: String,
-}
+mod door_params;
+mod wall_clock;
+mod wiegand;
 
-fn wg_rows(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<WgFormatRow>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map([], |r| {
-        Ok(WgFormatRow {
-            id: r.get(0)?,
-            card_bit: r.get(1)?,
-            site_code: r.get(2)?,
-            name: r.get(3)?,
-            card_format: r.get(4)?,
-        })
-    })?;
-    rows.collect()
-}
-
-/// Every `WGFormat` row, by id.
-pub fn wiegand_formats(conn: &Connection) -> rusqlite::Result<Vec<WgFormatRow>> {
-    wg_rows(
-        conn,
-        "SELECT id, card_bit, site_code, format_name, card_format FROM wiegand_formats ORDER BY id",
-    )
-}
-
-/// Every `DefaultWGFormat` row, by id.
-pub fn default_wiegand_formats(conn: &Connection) -> rusqlite::Result<Vec<WgFormatRow>> {
-    wg_rows(
-        conn,
-        "SELECT id, card_bit, site_code, format_name, card_format FROM default_wiegand_formats ORDER BY id",
-    )
-}
-
-/// A reader's `ReaderWGFormat` row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReaderWgFormat {
-    pub format_id: Option<i64>,
-    pub parity_off: bool,
-    pub reversal: Option<i64>,
-}
-
-pub fn reader_wiegand_format(
-    conn: &Connection,
-    reader: u8,
-) -> rusqlite::Result<Option<ReaderWgFormat>> {
-    conn.prepare_cached(
-        "SELECT wg_format_id, parity_verify_disable, reversal_type FROM reader_wiegand_formats
-         WHERE reader_id = ?1 LIMIT 1",
-    )?
-    .query_row([reader], |r| {
-        Ok(ReaderWgFormat {
-            format_id: r.get(0)?,
-            parity_off: r.get::<_, Option<i64>>(1)? == Some(1),
-            reversal: r.get(2)?,
-        })
-    })
-    .optional()
-}
-
-/// The DST rules in force: none unless the device option `DSTOn` is 1;
-/// rows that do not parse are skipped and logged.
-pub fn dst(conn: &Connection) -> rusqlite::Result<super::dst::Dst> {
-    use super::dst::{Dst, DstPoint, DstRow};
-    if option_number(conn, "DSTOn")? != Some(1) {
-        return Ok(Dst::default());
-    }
-    let mut stmt =
-        conn.prepare_cached("SELECT year, start_time, end_time, loop FROM dst_settings")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-        ))
-    })?;
-    let mut out = Dst::default();
-    for row in rows {
-        let (year, start, end, every) = row?;
-        match (
-            i32::try_from(year).ok(),
-            DstPoint::parse(&start),
-            DstPoint::parse(&end),
-        ) {
-            (Some(year), Some(start), Some(end)) => out.rows.push(DstRow {
-                year,
-                start,
-                end,
-                every_year: every == Some(1),
-            }),
-            _ => log::warn!("DSTSetting {year}: {start:?}-{end:?} is not MMIIWWHH; skipped"),
-        }
-    }
-    Ok(out)
-}
-
-/// The device's wall-clock time, as the engine stamps its records: the one
-/// answer to "what is local time now", with the local zone of the clock
-/// and the DST rules read from `conn`. For the records other threads write
-/// (session events 214/105, the error log) and the session's TransTimes. A
-/// DST table that cannot be read leaves the zone's own DST, logged.
-pub fn wall_clock(conn: &Connection, clock: &dyn crate::clock::Clock) -> NaiveDateTime {
-    let rules = dst(conn).unwrap_or_else(|e| {
-        log::warn!("cannot read the DST rules ({e}); using the zone's own");
-        super::dst::Dst::default()
-    });
-    wall_time(clock, &rules)
-}
-
-/// [`wall_clock`] with DST rules already read (the engine keeps them).
-pub fn wall_time(clock: &dyn crate::clock::Clock, rules: &super::dst::Dst) -> NaiveDateTime {
-    rules.wall(&clock.zone(), clock.now_utc())
-}
-
-/// Every door parameter, read in two queries (the `Door…` options and the
-/// `DoorParameters` table), looked up with [`door_param`]'s precedence.
-/// The engine re-reads it whenever the rules changed, which during a bulk
-/// sync is every step: two queries instead of two per parameter and door.
-#[derive(Debug, Clone, Default)]
-pub struct DoorParams {
-    options: std::collections::HashMap<String, String>,
-    /// (door id, lower-case name) → value.
-    table: std::collections::HashMap<(i64, String), String>,
-}
-
-impl DoorParams {
-    pub fn load(conn: &Connection) -> rusqlite::Result<DoorParams> {
-        let mut p = DoorParams::default();
-        let mut stmt =
-            conn.prepare_cached("SELECT key, value FROM options WHERE key LIKE 'Door%'")?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            let (k, v): (String, String) = row?;
-            p.options.insert(k, v);
-        }
-        let mut stmt = conn.prepare_cached("SELECT id, name, value FROM door_parameters")?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-            let (id, name, value): (i64, String, String) = row?;
-            p.table.insert((id, name.to_ascii_lowercase()), value);
-        }
-        Ok(p)
-    }
-
-    /// As [`door_param`].
-    pub fn get(&self, door: u8, name: &str) -> Option<&str> {
-        let key = format!("Door{door}{name}");
-        if let Some(v) = self.options.get(&key) {
-            return Some(v);
-        }
-        let id = i64::from(door);
-        self.table
-            .get(&(id, format!("door{name}").to_ascii_lowercase()))
-            .or_else(|| self.table.get(&(id, key.to_ascii_lowercase())))
-            .map(String::as_str)
-    }
-
-    /// As [`door_number`].
-    pub fn number(&self, door: u8, name: &str) -> Option<i64> {
-        let v = self.get(door, name)?.trim();
-        match v.parse::<i64>() {
-            Ok(n) => Some(n),
-            Err(_) if v.is_empty() => None,
-            Err(_) => {
-                log::warn!("door {door} parameter {name}={v:?} is not a number; using the default");
-                None
-            }
-        }
-    }
-}
-
-/// The door's settings, with Appendix 10's defaults.
-pub fn door_settings(
-    conn: &Connection,
-    door: u8,
-    board_has_sensor: bool,
-) -> rusqlite::Result<DoorSettings> {
-    Ok(door_settings_from(
-        &DoorParams::load(conn)?,
-        door,
-        board_has_sensor,
-    ))
-}
-
-/// [`door_settings`] from parameters already read.
-pub fn door_settings_from(p: &DoorParams, door: u8, board_has_sensor: bool) -> DoorSettings {
-    let secs = |n: i64| Duration::from_secs(u64::try_from(n.clamp(0, 254)).unwrap_or(0));
-    let d = DoorSettings::default();
-    DoorSettings {
-        drive_time: p
-            .number(door, "Drivertime")
-            .map(secs)
-            .unwrap_or(d.drive_time),
-        // Without DoorSensorType, a door whose board wires a contact uses it.
-        has_sensor: board_has_sensor && p.number(door, "SensorType") != Some(0),
-        held_open_after: p.number(door, "Detectortime").filter(|n| *n > 0).map(secs),
-        close_and_lock: p
-            .number(door, "CloseAndLock")
-            .map_or(d.close_and_lock, |v| v != 0),
-        keep_open_tz: p.number(door, "KeepOpenTimeZone").filter(|tz| *tz > 0),
-        valid_tz: p.number(door, "ValidTZ").filter(|tz| *tz > 0),
-        // Appendix 10: "Exit button status. 1: Do not lock (default). 0: Lock".
-        exit_button_opens: p.number(door, "REXInput") != Some(0),
-    }
-}
+pub use door_params::{door_settings, door_settings_from, DoorParams};
+pub use wall_clock::{dst, wall_clock, wall_time};
+pub use wiegand::{
+    default_wiegand_formats, reader_wiegand_format, wiegand_formats, ReaderWgFormat, WgFormatRow,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::door::DoorSettings;
     use crate::store::Store;
+    use std::time::Duration;
 
     #[test]
     fn door_parameters_come_from_options_then_door_table_then_defaults() {

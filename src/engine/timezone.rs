@@ -23,7 +23,7 @@ impl Interval {
     /// Decodes the delivered integer; `None` for empty or malformed values
     /// (a malformed value cannot reach the table, but a rule must never panic).
     pub fn decode(raw: i64) -> Option<Interval> {
-        let (start, end) = crate::commands::data::value::decode_interval(raw)?;
+        let (start, end) = crate::protocol::time::decode_interval(raw)?;
         let minutes = |hhmm: u16| (hhmm / 100) * 60 + hhmm % 100;
         let (start, end) = (minutes(start), minutes(end).min(24 * 60 - 1));
         (start != end).then_some(Interval { start, end })

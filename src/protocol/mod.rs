@@ -1,6 +1,7 @@
 //! Sans-IO codec of the Security PUSH protocol 3.1.2: text in, typed values out;
 //! typed values in, text out. Nothing here touches a socket, a file or a clock.
 
+pub mod codes;
 pub mod command;
 pub mod kv;
 pub mod record;

@@ -39,6 +39,17 @@ pub fn parse_record_time(s: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S").ok()
 }
 
+/// Splits a time-zone interval `start<<16 | end` into its HHMM halves.
+/// `None` when the value is negative, too large, or a half is not a time of
+/// day (24:00 is allowed as the end of the day).
+pub fn decode_interval(v: i64) -> Option<(u16, u16)> {
+    let v = u32::try_from(v).ok()?;
+    let start = u16::try_from(v >> 16).ok()?;
+    let end = u16::try_from(v & 0xFFFF).ok()?;
+    let ok = |hhmm: u16| hhmm % 100 < 60 && (hhmm / 100 < 24 || hhmm == 2400);
+    (ok(start) && ok(end)).then_some((start, end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

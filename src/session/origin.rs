@@ -45,14 +45,7 @@ impl Origin {
     }
 }
 
-/// Why a URL is not fetched.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlRefused {
-    #[error("{0:?} is not a usable http(s) URL")]
-    Malformed(String),
-    #[error("{url:?} is not on the server's origin ({origin}); name its host in [server] allowed_download_hosts to allow it")]
-    ForeignOrigin { url: String, origin: String },
-}
+pub use crate::link::UrlRefused;
 
 /// Where a resolved URL points.
 #[derive(Debug, Clone, PartialEq, Eq)]

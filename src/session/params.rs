@@ -192,13 +192,7 @@ impl ServerParams {
     /// The protocol version in use as the last session persisted it, for
     /// threads without a session of their own (the engine's error log).
     pub fn persisted_protocol(store: &Store) -> ProtocolVersion {
-        let server = store
-            .option("PushProtVer")
-            .ok()
-            .flatten()
-            .and_then(|v| ProtocolVersion::parse(&v))
-            .unwrap_or(ProtocolVersion::DEFAULT_SERVER);
-        server.min(crate::protocol::DEVICE_PUSH_VERSION)
+        crate::store::held_report::persisted_protocol(store)
     }
 
     /// Persists the server-sent keys of `kv` that this firmware keeps.

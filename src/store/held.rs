@@ -4,7 +4,7 @@
 //! (an event leaves the queue only after its transaction committed). The
 //! queue is bounded; what did not fit is counted and reported. When the
 //! last one is written, a [`HoldReport`] says what happened, for the error
-//! log (the caller writes it: see `commands::data::uploads::flush_held_events`).
+//! log (the caller writes it: see `held_report::flush_held_events`).
 
 use super::{NewEvent, Store, StoreError};
 use std::collections::VecDeque;

@@ -8,6 +8,7 @@
 pub mod errorlog;
 mod events;
 mod held;
+pub mod held_report;
 mod migrations;
 mod outbox;
 mod results;

@@ -8,7 +8,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use md5::{Digest, Md5};
 
 use super::package::{hex, PACKAGE_FILE_NAME};
@@ -240,120 +239,6 @@ pub fn check_space_for_download(
     Ok(())
 }
 
-/// An inclusive byte range `start..=end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
-    pub start: u64,
-    pub end: u64,
-}
-
-impl ByteRange {
-    pub fn len(&self) -> u64 {
-        self.end.saturating_sub(self.start).saturating_add(1)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// The `Range` request header value, e.g. `bytes=0-1048575`.
-    pub fn header_value(&self) -> String {
-        format!("bytes={}-{}", self.start, self.end)
-    }
-}
-
-/// Plan of a method-3 download: which range to ask for next, given what is already
-/// on disk. A dropped connection loses at most the range in flight; the next
-/// attempt resumes from the length of the partial file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RangedDownload {
-    total: u64,
-    received: u64,
-    chunk: u64,
-}
-
-impl RangedDownload {
-    /// A download of `total` bytes of which `already_on_disk` are present.
-    pub fn resume(total: u64, already_on_disk: u64, chunk: u64) -> Self {
-        RangedDownload {
-            total,
-            received: already_on_disk.min(total),
-            chunk: chunk.max(1),
-        }
-    }
-
-    pub fn received(&self) -> u64 {
-        self.received
-    }
-
-    pub fn is_complete(&self) -> bool {
-        self.received >= self.total
-    }
-
-    /// The next range to request, or `None` when all bytes are in.
-    pub fn next_range(&self) -> Option<ByteRange> {
-        if self.is_complete() {
-            return None;
-        }
-        let end = self
-            .received
-            .saturating_add(self.chunk)
-            .min(self.total)
-            .saturating_sub(1);
-        Some(ByteRange {
-            start: self.received,
-            end,
-        })
-    }
-
-    /// Check a `206` answer's `Content-Range` against the range asked for.
-    pub fn check_content_range(
-        &self,
-        asked: ByteRange,
-        content_range: &str,
-    ) -> Result<(), DownloadError> {
-        let (start, end, total) = parse_content_range(content_range)
-            .ok_or_else(|| DownloadError::BadRange(format!("Content-Range {content_range:?}")))?;
-        if start != asked.start || end != asked.end {
-            return Err(DownloadError::BadRange(format!(
-                "asked {}, got {content_range:?}",
-                asked.header_value()
-            )));
-        }
-        if let Some(total) = total {
-            if total != self.total {
-                return Err(DownloadError::LengthMismatch {
-                    expected: self.total,
-                    actual: total,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Record `n` more bytes written to disk.
-    pub fn advance(&mut self, n: u64) {
-        self.received = self.received.saturating_add(n).min(self.total);
-    }
-}
-
-/// Parse `bytes START-END/TOTAL` (TOTAL may be `*`).
-pub fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (range, total) = rest.split_once('/')?;
-    let (start, end) = range.trim().split_once('-')?;
-    let start = start.trim().parse().ok()?;
-    let end: u64 = end.trim().parse().ok()?;
-    if end < start {
-        return None;
-    }
-    let total = match total.trim() {
-        "*" => None,
-        t => Some(t.parse().ok()?),
-    };
-    Some((start, end, total))
-}
-
 /// The package being downloaded: appends to `<path>` while hashing; resumable.
 /// It never grows past the size the command announced: a write beyond it is
 /// refused (an error that ends the transfer) and remembered, so that a server
@@ -516,85 +401,17 @@ impl Write for PackageFile {
     }
 }
 
-/// Streaming base64 decoder for method 1: text in (any chunking, line breaks and
-/// whitespace allowed), decoded bytes out to the inner writer. Holds at most three
-/// undecoded characters between writes.
-pub struct Base64Decoder<W: Write> {
-    inner: W,
-    pending: Vec<u8>,
-    decoded: Vec<u8>,
-}
+mod base64_stream;
+mod range;
 
-const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
-
-impl<W: Write> Base64Decoder<W> {
-    pub fn new(inner: W) -> Self {
-        Base64Decoder {
-            inner,
-            pending: Vec::with_capacity(4096),
-            decoded: Vec::with_capacity(3072),
-        }
-    }
-
-    fn decode_pending(&mut self, upto: usize) -> io::Result<()> {
-        if upto == 0 {
-            return Ok(());
-        }
-        self.decoded.clear();
-        let chunk = self.pending.get(..upto).unwrap_or_default();
-        BASE64
-            .decode_vec(chunk, &mut self.decoded)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        self.inner.write_all(&self.decoded)?;
-        self.pending.drain(..upto);
-        Ok(())
-    }
-
-    /// The writer the decoded bytes go to.
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
-    /// Decode what is left (unpadded tails are accepted) and return the inner writer.
-    pub fn finish(mut self) -> Result<W, DownloadError> {
-        let len = self.pending.len();
-        self.decode_pending(len)
-            .map_err(|e| DownloadError::Base64(e.to_string()))?;
-        Ok(self.inner)
-    }
-}
-
-impl<W: Write> Write for Base64Decoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        for chunk in buf.chunks(3072) {
-            self.pending
-                .extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
-            // Decode whole quanta only; a padded quantum ends the data, so keep the
-            // last quantum back until finish() when it holds '='.
-            let whole = self.pending.len() - self.pending.len() % 4;
-            let upto = if self.pending.get(..whole).is_some_and(|q| q.contains(&b'=')) {
-                whole.saturating_sub(4)
-            } else {
-                whole
-            };
-            self.decode_pending(upto)?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
+pub use base64_stream::Base64Decoder;
+pub use range::{parse_content_range, ByteRange, RangedDownload};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::upgrade::space::FixedFreeSpace;
+    use base64::Engine as _;
 
     #[test]
     fn parses_the_three_methods() {

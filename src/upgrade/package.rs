@@ -23,10 +23,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
-use std::str::FromStr;
 
-use md5::Md5;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use rsa::RsaPublicKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -49,21 +47,6 @@ pub const BOARD_CONFIG_DIR: &str = "board-configs";
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 const MAX_SIGNATURE_BYTES: u64 = 2048;
 const COPY_BUFFER_BYTES: usize = 64 * 1024;
-
-/// DER prefix of the DigestInfo for SHA-256 (RFC 8017, 9.2 note 1). Spelled out
-/// because the `oid` feature of sha2 that rsa's `Pkcs1v15Sign::new` needs is not
-/// enabled in this workspace.
-const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
-
-fn pkcs1v15_sha256() -> Pkcs1v15Sign {
-    Pkcs1v15Sign {
-        hash_len: Some(32),
-        prefix: Box::new(SHA256_DIGEST_INFO_PREFIX),
-    }
-}
 
 /// Everything that can go wrong while building, checking or unpacking a package.
 #[derive(Debug, thiserror::Error)]
@@ -128,146 +111,6 @@ fn refused(path: &str, reason: impl Into<String>) -> PackageError {
         reason: reason.into(),
     }
 }
-
-/// A firmware version: dot-separated numbers with an optional `-pre` part and an
-/// ignored `+build` part (semver-ish). `1.2` equals `1.2.0`; a pre-release sorts
-/// before its release (`1.3.0-rc1 < 1.3.0`).
-#[derive(Debug, Clone)]
-pub struct FirmwareVersion {
-    numbers: Vec<u64>,
-    pre: Option<String>,
-    text: String,
-}
-
-impl FirmwareVersion {
-    /// `0`, older than anything.
-    pub fn zero() -> Self {
-        FirmwareVersion {
-            numbers: vec![0],
-            pre: None,
-            text: "0".to_owned(),
-        }
-    }
-
-    fn number_at(&self, i: usize) -> u64 {
-        self.numbers.get(i).copied().unwrap_or(0)
-    }
-}
-
-/// Error from parsing a [`FirmwareVersion`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid firmware version {0:?} (expected e.g. 1.4.2 or 1.5.0-rc1)")]
-pub struct VersionParseError(pub String);
-
-impl FromStr for FirmwareVersion {
-    type Err = VersionParseError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || VersionParseError(s.to_owned());
-        let text = s.trim();
-        let body = text
-            .strip_prefix('v')
-            .or_else(|| text.strip_prefix('V'))
-            .unwrap_or(text);
-        let body = body.split_once('+').map_or(body, |(v, _build)| v);
-        let (core, pre) = match body.split_once('-') {
-            Some((core, pre)) => (core, Some(pre)),
-            None => (body, None),
-        };
-        let numbers = core
-            .split('.')
-            .map(|n| {
-                if n.is_empty() || n.len() > 18 || !n.bytes().all(|b| b.is_ascii_digit()) {
-                    Err(err())
-                } else {
-                    n.parse::<u64>().map_err(|_| err())
-                }
-            })
-            .collect::<Result<Vec<u64>, _>>()?;
-        if numbers.is_empty() || numbers.len() > 8 {
-            return Err(err());
-        }
-        if let Some(pre) = pre {
-            let ok = !pre.is_empty()
-                && pre
-                    .split('.')
-                    .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()));
-            if !ok {
-                return Err(err());
-            }
-        }
-        Ok(FirmwareVersion {
-            numbers,
-            pre: pre.map(str::to_owned),
-            text: text.to_owned(),
-        })
-    }
-}
-
-impl fmt::Display for FirmwareVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl Ord for FirmwareVersion {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        use std::cmp::Ordering;
-        let len = self.numbers.len().max(other.numbers.len());
-        for i in 0..len {
-            match self.number_at(i).cmp(&other.number_at(i)) {
-                Ordering::Equal => {}
-                unequal => return unequal,
-            }
-        }
-        match (&self.pre, &other.pre) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) => Ordering::Less,
-            (Some(a), Some(b)) => compare_pre_release(a, b),
-        }
-    }
-}
-
-/// Semver precedence of pre-release identifiers: numeric ones compare as numbers
-/// and sort before alphanumeric ones; a shorter list sorts first.
-fn compare_pre_release(a: &str, b: &str) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    let mut ai = a.split('.');
-    let mut bi = b.split('.');
-    loop {
-        match (ai.next(), bi.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => {
-                let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
-                    (Ok(m), Ok(n)) => m.cmp(&n),
-                    (Ok(_), Err(_)) => Ordering::Less,
-                    (Err(_), Ok(_)) => Ordering::Greater,
-                    (Err(_), Err(_)) => x.cmp(y),
-                };
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-        }
-    }
-}
-
-impl PartialOrd for FirmwareVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for FirmwareVersion {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-
-impl Eq for FirmwareVersion {}
 
 /// The package manifest (`manifest.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -465,43 +308,6 @@ impl InstallPolicy {
              (and allow_unsigned is not set)",
         )
     }
-}
-
-/// Parse a PEM public key as found in the firmware config: SPKI (`BEGIN PUBLIC KEY`)
-/// or PKCS#1 (`BEGIN RSA PUBLIC KEY`).
-pub fn parse_public_key_pem(pem: &str) -> Result<RsaPublicKey, PackageError> {
-    use rsa::pkcs1::DecodeRsaPublicKey;
-    use rsa::pkcs8::DecodePublicKey;
-    RsaPublicKey::from_public_key_pem(pem.trim())
-        .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem.trim()))
-        .map_err(|e| PackageError::Signature(format!("public key is not a PEM RSA key: {e}")))
-}
-
-/// Parse a PEM private key (PKCS#8 `BEGIN PRIVATE KEY` or PKCS#1 `BEGIN RSA PRIVATE KEY`).
-pub fn parse_private_key_pem(pem: &str) -> Result<RsaPrivateKey, PackageError> {
-    use rsa::pkcs1::DecodeRsaPrivateKey;
-    use rsa::pkcs8::DecodePrivateKey;
-    RsaPrivateKey::from_pkcs8_pem(pem.trim())
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem.trim()))
-        .map_err(|e| PackageError::Signing(format!("private key is not a PEM RSA key: {e}")))
-}
-
-/// Sign manifest bytes (PKCS#1 v1.5, SHA-256).
-pub fn sign_manifest(key: &RsaPrivateKey, manifest: &[u8]) -> Result<Vec<u8>, PackageError> {
-    let digest = Sha256::digest(manifest);
-    key.sign(pkcs1v15_sha256(), &digest)
-        .map_err(|e| PackageError::Signing(e.to_string()))
-}
-
-/// Verify a manifest signature (PKCS#1 v1.5, SHA-256).
-pub fn verify_manifest_signature(
-    key: &RsaPublicKey,
-    manifest: &[u8],
-    signature: &[u8],
-) -> Result<(), PackageError> {
-    let digest = Sha256::digest(manifest);
-    key.verify(pkcs1v15_sha256(), &digest, signature)
-        .map_err(|_| PackageError::Signature("manifest signature does not verify".to_owned()))
 }
 
 /// A package that passed every check and was unpacked into `staging`.
@@ -895,178 +701,15 @@ fn hash_file<D: Digest>(path: &Path) -> Result<(u64, Vec<u8>), PackageError> {
     Ok((size, hasher.finalize().to_vec()))
 }
 
-/// Compression of a built package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    None,
-    #[default]
-    Gzip,
-}
+mod build;
+mod signing;
+mod version;
 
-/// Everything that goes into a package.
-#[derive(Debug, Clone)]
-pub struct PackageSpec<'a> {
-    pub binary: &'a Path,
-    pub version: &'a FirmwareVersion,
-    pub target: &'a str,
-    /// Copied to `board-configs/<file name>`.
-    pub board_configs: &'a [PathBuf],
-    pub compression: Compression,
-}
-
-/// A built package: what the server needs for the UPGRADE command.
-#[derive(Debug, Clone)]
-pub struct BuiltPackage {
-    pub path: PathBuf,
-    pub size: u64,
-    /// Lowercase hex MD5 of the package file (the `checksum=` of the command).
-    pub md5: String,
-    pub manifest: Manifest,
-}
-
-/// Build a gzip-compressed package at `out` (written to a temporary name first).
-pub fn build_package(
-    out: &Path,
-    binary: &Path,
-    version: &FirmwareVersion,
-    target: &str,
-    board_configs: &[PathBuf],
-    signing_key: Option<&RsaPrivateKey>,
-) -> Result<BuiltPackage, PackageError> {
-    let spec = PackageSpec {
-        binary,
-        version,
-        target,
-        board_configs,
-        compression: Compression::Gzip,
-    };
-    build_package_with(out, &spec, signing_key)
-}
-
-/// Build a package from a full [`PackageSpec`].
-pub fn build_package_with(
-    out: &Path,
-    spec: &PackageSpec<'_>,
-    signing_key: Option<&RsaPrivateKey>,
-) -> Result<BuiltPackage, PackageError> {
-    let mut sources: Vec<(String, PathBuf)> =
-        vec![(BINARY_NAME.to_owned(), spec.binary.to_owned())];
-    for config in spec.board_configs {
-        let name = config.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            PackageError::Manifest(format!("{} has no UTF-8 file name", config.display()))
-        })?;
-        sources.push((format!("{BOARD_CONFIG_DIR}/{name}"), config.clone()));
-    }
-    let mut files = Vec::with_capacity(sources.len());
-    for (path, source) in &sources {
-        let (size, digest) = hash_file::<Sha256>(source)?;
-        files.push(ManifestFile {
-            path: path.clone(),
-            size,
-            sha256: hex(&digest),
-        });
-    }
-    let manifest = Manifest {
-        format: MANIFEST_FORMAT,
-        version: spec.version.to_string(),
-        target: spec.target.to_owned(),
-        binary: BINARY_NAME.to_owned(),
-        files,
-    };
-    manifest.validate()?;
-    let manifest_text = manifest.to_toml()?;
-    let signature = signing_key
-        .map(|key| sign_manifest(key, manifest_text.as_bytes()))
-        .transpose()?;
-
-    let tmp = out.with_extension("tmp");
-    let write_err = |source| PackageError::Write {
-        path: tmp.clone(),
-        source,
-    };
-    let file = File::create(&tmp).map_err(write_err)?;
-    let contents = TarContents {
-        manifest: manifest_text.as_bytes(),
-        signature: signature.as_deref(),
-        sources: &sources,
-    };
-    let file = match spec.compression {
-        Compression::Gzip => {
-            let gz = flate2::write::GzEncoder::new(file, flate2::Compression::best());
-            contents.write(gz)?.finish().map_err(write_err)?
-        }
-        Compression::None => contents.write(file)?,
-    };
-    file.sync_all().map_err(write_err)?;
-    drop(file);
-    fs::rename(&tmp, out).map_err(|source| PackageError::Write {
-        path: out.to_owned(),
-        source,
-    })?;
-    let (size, md5) = hash_file::<Md5>(out)?;
-    Ok(BuiltPackage {
-        path: out.to_owned(),
-        size,
-        md5: hex(&md5),
-        manifest,
-    })
-}
-
-/// The entries of a package, in the order the reader expects.
-struct TarContents<'a> {
-    manifest: &'a [u8],
-    signature: Option<&'a [u8]>,
-    /// (path inside the package, source file)
-    sources: &'a [(String, PathBuf)],
-}
-
-impl TarContents<'_> {
-    fn write<W: Write>(&self, writer: W) -> Result<W, PackageError> {
-        let write_err = |source| PackageError::Write {
-            path: PathBuf::from("<package>"),
-            source,
-        };
-        let mut tar = tar::Builder::new(writer);
-        append_bytes(&mut tar, MANIFEST_PATH, self.manifest, 0o644).map_err(write_err)?;
-        if let Some(sig) = self.signature {
-            append_bytes(&mut tar, SIGNATURE_PATH, sig, 0o644).map_err(write_err)?;
-        }
-        for (path, source) in self.sources {
-            let read_err = |e| PackageError::Read {
-                path: source.clone(),
-                source: e,
-            };
-            let mut file = File::open(source).map_err(read_err)?;
-            let size = file.metadata().map_err(read_err)?.len();
-            let mode = if path == BINARY_NAME { 0o755 } else { 0o644 };
-            let mut header = tar_header(size, mode);
-            tar.append_data(&mut header, path, &mut file)
-                .map_err(write_err)?;
-        }
-        tar.into_inner().map_err(write_err)
-    }
-}
-
-fn tar_header(size: u64, mode: u32) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(size);
-    header.set_mode(mode);
-    header.set_entry_type(tar::EntryType::Regular);
-    // A fixed mtime keeps packages reproducible from the same inputs.
-    header.set_mtime(0);
-    header
-}
-
-fn append_bytes<W: Write>(
-    tar: &mut tar::Builder<W>,
-    path: &str,
-    bytes: &[u8],
-    mode: u32,
-) -> io::Result<()> {
-    let size = u64::try_from(bytes.len()).map_err(io::Error::other)?;
-    let mut header = tar_header(size, mode);
-    tar.append_data(&mut header, path, bytes)
-}
+pub use build::{build_package, build_package_with, BuiltPackage, Compression, PackageSpec};
+pub use signing::{
+    parse_private_key_pem, parse_public_key_pem, sign_manifest, verify_manifest_signature,
+};
+pub use version::{FirmwareVersion, VersionParseError};
 
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,7 @@
 //! still on their way to the capture ([`WiegandCapture::poll_unless_pending`]): then the
 //! frame waits for them, up to `frame_gap`.
 
-use crate::event::Timestamp;
+use crate::timestamp::Timestamp;
 
 use super::{WiegandBits, WiegandFrame};
 

@@ -15,7 +15,7 @@ pub use format::{
     ParityCheck, ReversalType,
 };
 
-use crate::event::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// Longest frame kept bit for bit; longer bursts are flagged as overflow.
 pub const MAX_FRAME_BITS: usize = 128;

@@ -2,18 +2,18 @@
 //! conditions), each command in one transaction.
 
 use super::bio::{self, BioSupport};
+use super::condition::{clip, lookup_table, parse_conditions, where_clause, CondScope, Condition};
 use super::lenient::{self, IgnoredFields};
-use super::schema::{self, Field, Table};
+use super::schema::Table;
 use super::value::{self, Bound, Normalized};
 use super::{record_lines, DataError};
 use crate::commands::CommandContext;
+use crate::link::LinkError;
+use crate::link::TransportError;
 use crate::protocol::command::Command;
 use crate::protocol::record::parse_fields_into;
 use crate::protocol::Record;
-use crate::session::link::LinkError;
-use crate::session::transport::TransportError;
 use base64::Engine;
-use rusqlite::types::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -48,21 +48,6 @@ impl<'a> Row<'a> {
             }
         }
     }
-}
-
-pub(crate) fn lookup_table(name: &str) -> Result<&'static Table, DataError> {
-    schema::table(name).ok_or_else(|| DataError::UnknownTable(clip(name)))
-}
-
-pub(crate) fn clip(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
-fn field_of(table: &'static Table, name: &str) -> Result<(usize, &'static Field), DataError> {
-    table.field(name).ok_or_else(|| DataError::UnknownField {
-        table: table.name,
-        field: clip(name),
-    })
 }
 
 /// A table's key facts as field masks, worked out once per command.
@@ -493,85 +478,6 @@ pub(crate) fn update(
     Ok(post_back)
 }
 
-/// A parsed condition: `column op ?`.
-#[derive(Debug, Clone)]
-pub(crate) struct Condition {
-    pub column: &'static str,
-    pub op: &'static str,
-    pub value: Value,
-}
-
-/// Which fields a condition list may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CondScope {
-    /// DELETE: key fields and the table's listed delete conditions.
-    Delete,
-    /// COUNT/QUERY filters: any field, and the range fields.
-    Filter,
-}
-
-/// Parses a condition record (`Pin=1\tFingerID=6`).
-pub(crate) fn parse_conditions(
-    table: &'static Table,
-    record: &Record,
-    scope: CondScope,
-) -> Result<Vec<Condition>, DataError> {
-    let mut out = Vec::with_capacity(record.0.len());
-    for (name, raw) in &record.0 {
-        if scope == CondScope::Filter {
-            if let Some(range) = table
-                .ranges
-                .iter()
-                .find(|r| r.name.eq_ignore_ascii_case(name))
-            {
-                let n = value::normalize_kind(range.kind, raw)
-                    .map_err(|e| DataError::value(table.name, range.name, e))?;
-                out.push(Condition {
-                    column: range.column,
-                    op: if range.at_least { ">=" } else { "<=" },
-                    value: n.value.into_value(),
-                });
-                continue;
-            }
-        }
-        let (_, field) = field_of(table, name)?;
-        if scope == CondScope::Delete
-            && !table.is_key(field)
-            && !table.delete_by.iter().any(|d| field.matches(d))
-        {
-            return Err(DataError::NotACondition {
-                table: table.name,
-                field: field.name.to_owned(),
-            });
-        }
-        let n = value::normalize(field, raw)
-            .map_err(|e| DataError::value(table.name, field.name, e))?;
-        // A validity bound compares by its raw column, as delivered.
-        let op = if n.value == Bound::Null { "IS" } else { "=" };
-        out.push(Condition {
-            column: field.column,
-            op,
-            value: n.value.into_value(),
-        });
-    }
-    Ok(out)
-}
-
-/// `WHERE a = ?1 AND b = ?2` (or nothing), numbering from `first`.
-pub(crate) fn where_clause(conds: &[Condition], first: usize) -> String {
-    if conds.is_empty() {
-        return String::new();
-    }
-    let mut s = String::from(" WHERE ");
-    for (i, c) in conds.iter().enumerate() {
-        if i > 0 {
-            s.push_str(" AND ");
-        }
-        let _ = write!(s, "{} {} ?{}", c.column, c.op, first + i);
-    }
-    s
-}
-
 /// Applies a DATA DELETE: each line is one condition list (or `*`).
 pub(crate) fn delete(command: &Command, ctx: &mut CommandContext<'_>) -> Result<i64, DataError> {
     let (name, body) = command.table_and_body();
@@ -651,9 +557,9 @@ mod tests {
         Result<bool, DataError>,
     ) {
         use crate::clock::DeviceClock;
+        use crate::link::OfflineLink;
         use crate::platform::RecordingPlatform;
         use crate::protocol::command::Command;
-        use crate::session::link::OfflineLink;
         let dir = tempfile::tempdir().unwrap();
         let mut store = crate::store::Store::open(dir.path()).unwrap();
         let (lines, _) = crate::protocol::parse_getrequest(&format!("C:1:{command}"));
@@ -780,7 +686,7 @@ mod tests {
 
     #[test]
     fn every_table_fits_the_field_mask() {
-        for t in schema::TABLES {
+        for t in crate::commands::data::schema::TABLES {
             assert!(t.fields.len() <= 128, "{}", t.name);
             // Every field plus a derived column, for a whole group, stays
             // within SQLite's 32,766 bound parameters.

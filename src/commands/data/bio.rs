@@ -2,7 +2,7 @@
 //! photo types device and server both support, and what that means for
 //! `biodata` and `biophoto` commands.
 
-use super::apply::Condition;
+use super::condition::Condition;
 use super::schema::Table;
 use super::DataError;
 use crate::store::Store;

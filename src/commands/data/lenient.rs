@@ -142,9 +142,9 @@ mod tests {
     fn run(store: &mut Store, command: &str) -> i64 {
         use crate::clock::DeviceClock;
         use crate::commands::{CommandContext, CommandExecutor};
+        use crate::link::OfflineLink;
         use crate::platform::RecordingPlatform;
         use crate::protocol::command::Command;
-        use crate::session::link::OfflineLink;
         let (lines, _) = crate::protocol::parse_getrequest(&format!("C:1:{command}"));
         let clock = DeviceClock::new(0);
         let platform = RecordingPlatform::new();

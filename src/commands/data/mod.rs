@@ -8,6 +8,7 @@
 
 pub(crate) mod apply;
 pub mod bio;
+pub(crate) mod condition;
 pub(crate) mod lenient;
 pub(crate) mod query;
 pub mod revocation;
@@ -16,9 +17,9 @@ pub mod uploads;
 pub mod value;
 
 use super::{codes, CommandContext, CommandExecutor, CommandOutcome};
+use crate::link::{LinkError, ServerLink};
 use crate::protocol::command::{Command, Verb};
 use crate::protocol::record::RecordError;
-use crate::session::link::{LinkError, ServerLink};
 use std::collections::HashMap;
 use value::ValueError;
 

@@ -2,8 +2,8 @@
 //! `/iclock/querydata` before the command's result; QUERY splits its records
 //! into packages no larger than the server's MaxPackageSize.
 
-use super::apply::{clip, lookup_table, parse_conditions, where_clause, CondScope, Condition};
 use super::bio::{self, BioSupport};
+use super::condition::{clip, lookup_table, parse_conditions, where_clause, CondScope, Condition};
 use super::schema::{Out, Table, TRANSACTION};
 use super::value::event_time_seconds;
 use super::{post_checked, DataError};

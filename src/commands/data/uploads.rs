@@ -3,14 +3,12 @@
 //! `/iclock/cdata?table=tabledata&tablename=<table>&count=N` and checks the
 //! server's `<table>=N`.
 
-use super::apply::{lookup_table, parse_conditions, CondScope};
+use super::condition::{lookup_table, parse_conditions, CondScope};
 use super::query::OutputPlan;
 use super::DataError;
 use crate::clock::Clock;
-use crate::commands::codes;
-use crate::protocol::time::format_record_time;
 use crate::protocol::{ProtocolVersion, Record};
-use crate::store::{HoldReport, Store, WriteFailure};
+use crate::store::Store;
 use base64::Engine;
 use rusqlite::params;
 
@@ -102,65 +100,20 @@ impl ErrorEntry {
     }
 }
 
-/// The error-log record of events the database could not take for a while
-/// (see `store::held`): Appendix 17 module 01, value -18 (insufficient
-/// space) when it was full, -15 (failed to write the file) otherwise, as
-/// for failed commands; `dataorigin=dev`.
-pub fn held_events_entry(report: &HoldReport) -> ErrorEntry {
-    let value = match report.failure {
-        WriteFailure::Full => codes::NO_SPACE,
-        WriteFailure::ReadOnly | WriteFailure::Other => codes::WRITE_FILE_FAILED,
-    }
-    .unsigned_abs();
-    // Built by hand: record times need no escaping, the error text does.
-    let json = format!(
-        "{{\"written_late\":{},\"lost\":{},\"first\":{:?},\"last\":{:?},\"error\":{}}}",
-        report.written,
-        report.lost,
-        report.first_time,
-        report.last_time,
-        serde_json::Value::from(report.error.as_str())
-    );
-    ErrorEntry {
-        errcode: format!("D01E{value:04}"),
-        errmsg: format!(
-            "the database could not be written ({}): {} event(s) from {} to {} were kept in memory and logged late, {} lost",
-            report.error, report.written, report.first_time, report.last_time, report.lost
-        ),
-        dataorigin: "dev".into(),
-        cmdid: String::new(),
-        additional_json: json,
-    }
-}
+pub use crate::store::held_report::held_events_entry;
 
 /// Writes the events the database could not take earlier and, once none
 /// waits, logs the episode in the error log so the server hears of it
-/// (10.12). Cheap when nothing waits. Returns whether anything was written.
-/// `version` is the protocol in use; `None` (a thread without a session):
-/// the one the session last persisted, read only when there is a report.
+/// (10.12), stamped with the device's wall clock. See
+/// [`crate::store::held_report::flush_held_events`].
 pub fn flush_held_events(
     store: &mut Store,
     version: Option<ProtocolVersion>,
     clock: &dyn Clock,
 ) -> bool {
-    let written = store.held_events() > 0 && store.write_held_events() > 0;
-    let Some(report) = store.hold_report() else {
-        return written;
-    };
-    let entry = held_events_entry(report);
-    let version =
-        version.unwrap_or_else(|| crate::session::params::ServerParams::persisted_protocol(store));
-    match log_error(store, version, clock, &entry) {
-        Ok(()) => {
-            store.clear_hold_report();
-            true
-        }
-        // Kept for the next step: the database failed again already.
-        Err(e) => {
-            log::debug!("cannot log the held-events report yet: {e}");
-            written
-        }
-    }
+    crate::store::held_report::flush_held_events(store, version, &|conn| {
+        crate::engine::rules::wall_clock(conn, clock)
+    })
 }
 
 /// Logs an error; queues its upload in the same transaction when the
@@ -171,7 +124,7 @@ pub fn log_error(
     clock: &dyn Clock,
     entry: &ErrorEntry,
 ) -> Result<(), DataError> {
-    let now = format_record_time(crate::engine::rules::wall_clock(store.conn(), clock));
-    store.log_error_entry(entry, &now, version >= ERRORLOG_MIN_VERSION)?;
+    let now = crate::engine::rules::wall_clock(store.conn(), clock);
+    crate::store::held_report::log_error_at(store, version, now, entry)?;
     Ok(())
 }

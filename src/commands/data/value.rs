@@ -229,16 +229,8 @@ pub fn parse_valid_date(v: &str, end: bool) -> Result<(Cow<'_, str>, Option<Stri
     Ok((Cow::Borrowed(v), Some(format_record_time(t))))
 }
 
-/// Splits a time-zone interval `start<<16 | end` into its HHMM halves.
-/// `None` when the value is negative, too large, or a half is not a time of
-/// day (24:00 is allowed as the end of the day).
-pub fn decode_interval(v: i64) -> Option<(u16, u16)> {
-    let v = u32::try_from(v).ok()?;
-    let start = u16::try_from(v >> 16).ok()?;
-    let end = u16::try_from(v & 0xFFFF).ok()?;
-    let ok = |hhmm: u16| hhmm % 100 < 60 && (hhmm / 100 < 24 || hhmm == 2400);
-    (ok(start) && ok(end)).then_some((start, end))
-}
+/// The interval encoding is the protocol's (12.1.1.11); the engine reads it too.
+pub use crate::protocol::time::decode_interval;
 
 fn check_base64(v: &str) -> Result<(), ValueError> {
     if v.len() > MAX_BASE64 {

@@ -1,5 +1,7 @@
 use super::*;
 use crate::upgrade::space::FixedFreeSpace;
+use md5::Md5;
+use rsa::RsaPrivateKey;
 
 const TARGET: &str = "armv7-unknown-linux-gnueabihf";
 const BINARY: &[u8] = b"\x7fELF pretend firmware binary";
