@@ -340,6 +340,8 @@ fn main() {
             grant_probe: Some(probe_tx),
             remote: None,
             liveness: None,
+            // As the firmware runs: every decision also signals its reader.
+            indicator: Some(Arc::new(hal.start_indicators().expect("indicators"))),
         },
         Store::open(dir.path()).expect("store"),
         engine::Outputs {

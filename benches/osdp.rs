@@ -208,6 +208,8 @@ fn card_to_relay(baud: u32, swipes: u32) {
             grant_probe: Some(probe_tx),
             remote: None,
             liveness: None,
+            // As the firmware runs: every decision also signals its reader.
+            indicator: Some(Arc::new(hal.start_indicators().expect("indicators"))),
         },
         Store::open(dir.path()).expect("store"),
         engine::Outputs {

@@ -281,6 +281,7 @@ impl Firmware {
                     .sealed_by(config.server.encryption, sealed_channel.clone()),
                 )),
                 liveness: Some(liveness.clone()),
+                indicator: Some(Arc::new(hal.start_indicators()?)),
             },
             Store::open(&config.device.data_dir)?,
             crate::engine::Outputs {

@@ -1051,6 +1051,7 @@ fn remote_identification_success_failure_and_a_slow_server_through_the_sim_hal()
             grant_probe: None,
             remote: Some(Arc::new(remote)),
             liveness: None,
+            indicator: None,
         },
         lintel::store::Store::open(dir.path()).unwrap(),
         engine::Outputs {

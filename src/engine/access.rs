@@ -500,6 +500,13 @@ impl Engine {
         presented: &Presented,
         event: u32,
     ) {
+        // The person at the reader hears and sees the outcome before the
+        // row's fsync; for a grant the lock is already driven.
+        if let (Some(indicator), Some(signal)) =
+            (&self.setup.indicator, super::feedback::signal_for(event))
+        {
+            indicator.signal(at.reader, signal);
+        }
         let new_style = self.new_vf_styles();
         self.log_event(NewEvent {
             time: self.time_text(),
@@ -577,6 +584,26 @@ mod tests {
         assert!(!b.lock_on(2));
         b.advance(Duration::from_secs(5));
         assert!(!b.lock_on(1), "the drive time ended");
+    }
+
+    #[test]
+    fn each_decision_signals_its_reader_and_timers_signal_nothing() {
+        use lintel_hal::Signal;
+        let mut b = Bench::new();
+        b.enrol("7", "1234");
+        b.indicator.taken();
+        b.engine.step(card(1, 1234));
+        assert!(b.lock_on(1));
+        assert_eq!(b.indicator.taken(), vec![(1, Signal::Granted)]);
+        b.engine.step(card(2, 99));
+        assert_eq!(b.indicator.taken(), vec![(2, Signal::Denied)]);
+        // The same card again inside DoorIntertime is refused (20): red.
+        b.engine.step(card(1, 1234));
+        assert_eq!(b.events().last(), Some(&(20, 1, "7".to_string())));
+        assert_eq!(b.indicator.taken(), vec![(1, Signal::Denied)]);
+        // Door timers and device events signal no reader.
+        b.advance(Duration::from_secs(5));
+        assert!(b.indicator.taken().is_empty());
     }
 
     #[test]

@@ -219,6 +219,9 @@ pub struct EngineSetup {
     pub remote: Option<Arc<dyn remote::RemoteIdentifier>>,
     /// Where the engine's threads promise to report again (the watchdog).
     pub liveness: Option<Liveness>,
+    /// The readers' LEDs and buzzers (`lintel_hal::Hal::start_indicators`):
+    /// told every identification's outcome, after the lock is driven.
+    pub indicator: Option<Arc<dyn lintel_hal::ReaderIndicator>>,
 }
 
 #[derive(Debug, thiserror::Error)]

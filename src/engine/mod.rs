@@ -41,6 +41,7 @@ pub mod door;
 mod door_commands;
 mod doors;
 pub mod dst;
+pub mod feedback;
 mod firstcard;
 mod formats;
 mod handle;

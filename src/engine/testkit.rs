@@ -8,7 +8,7 @@ use crate::clock::ManualClock;
 use crate::store::Store;
 use chrono::{TimeZone, Utc};
 use lintel_hal::board::BoardConfig;
-use lintel_hal::{HalError, Output};
+use lintel_hal::{HalError, Output, RecordingIndicator};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub(super) struct Bench {
     pub time: ManualMonotonic,
     pub locks: Vec<Arc<Mutex<bool>>>,
     pub aux: Vec<Arc<Mutex<bool>>>,
+    /// What the readers were told to show.
+    pub indicator: Arc<RecordingIndicator>,
     _dir: tempfile::TempDir,
 }
 
@@ -54,6 +56,7 @@ impl Bench {
             locks: boxed(&locks),
             aux_out: boxed(&aux),
         };
+        let indicator = Arc::new(RecordingIndicator::default());
         let time = ManualMonotonic::new();
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2024, 5, 6, 9, 0, 0).unwrap());
         let setup = EngineSetup {
@@ -66,6 +69,7 @@ impl Bench {
             grant_probe: None,
             remote: None,
             liveness: None,
+            indicator: Some(indicator.clone()),
         };
         let mut engine = Engine::new(setup, store, outputs);
         engine.start_up();
@@ -74,6 +78,7 @@ impl Bench {
             time,
             locks,
             aux,
+            indicator,
             _dir: dir,
         }
     }
