@@ -256,12 +256,18 @@ fn control_device_drives_doors_and_aux_outputs() {
     assert_eq!(rig.state().locks, [true; 4]);
     rig.enrol(&["CONTROL DEVICE 07020000".into()]);
     assert_eq!(rig.state().locks, [false; 4]);
-    // 03: restart through the platform hook.
+    // 03: restart through the platform hook, once the result is reported.
     rig.enrol(&["CONTROL DEVICE 03000000".into()]);
-    assert!(rig
-        .platform
-        .actions()
-        .contains(&lintel::platform::PlatformAction::Restart));
+    let restarted = || {
+        rig.platform
+            .actions()
+            .contains(&lintel::platform::PlatformAction::Restart)
+    };
+    let end = std::time::Instant::now() + common::PATIENCE;
+    while !restarted() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(restarted());
     // Bad arguments and unsupported codes.
     assert_eq!(
         rig.run_commands(&[

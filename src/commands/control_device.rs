@@ -62,8 +62,10 @@ impl CommandExecutor for ControlExecutor {
                     _ => code,
                 }
             }
+            // Stored and reported first, then the session restarts
+            // (FollowUp::Restart): a restart that happened never reads as -12.
             ControlRequest::Restart { device: 0 } => {
-                platform(PlatformAction::Restart, codes::RESTART_FAILED)
+                return CommandOutcome::then_restart(codes::OK);
             }
             ControlRequest::Restart { .. } => codes::BAD_PARAMETER,
             ControlRequest::SwitchNetwork(n) => {

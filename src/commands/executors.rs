@@ -38,6 +38,8 @@ pub fn install(dispatcher: &mut Dispatcher, env: &ExecutorEnv) {
     dispatcher.register(Box::new(DataExecutor::new()));
     dispatcher.register(Box::new(OptionsExecutor));
     dispatcher.register(Box::new(AccountExecutor::new(&env.data_dir.join("tmp"))));
+    dispatcher.register(Box::new(crate::commands::test_host::TestHostExecutor));
+    dispatcher.register(Box::new(crate::commands::reboot::RebootExecutor));
     if let Some(upgrade) = &env.upgrade {
         let mut policy = InstallPolicy::for_running_firmware();
         policy.public_key = upgrade.public_key.clone();

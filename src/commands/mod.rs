@@ -13,7 +13,9 @@ pub mod control_device;
 pub mod data;
 pub mod executors;
 pub mod options;
+pub mod reboot;
 pub mod server_time;
+pub mod test_host;
 
 use crate::clock::Clock;
 use crate::link::ServerLink;
@@ -86,13 +88,11 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "ENROLL_FP",
     "ENROLL_BIO",
     "ENROLL_MF",
-    "Test Host",
     "SHELL",
     "CHECK",
     "INFO",
     "LOG",
     "CLEAR",
-    "REBOOT",
     "AC_UNLOCK",
     "AC_UNALARM",
     "VERIFY",
