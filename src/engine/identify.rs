@@ -184,8 +184,9 @@ pub(super) fn reader_disabled(conn: &Connection, at: Arrival) -> bool {
     })
 }
 
-/// Whether `typed` is the door's emergency (DoorSupplierPassWord) or
-/// duress (DoorForcePassWord) password.
+/// Whether `typed` is the door's emergency (DoorSupplierPassWord, or
+/// DoorSupperPassWord as 12.5.1 and App. 14's example spell it) or duress
+/// (DoorForcePassWord) password.
 pub(super) fn door_password(
     conn: &Connection,
     door: u8,
@@ -195,7 +196,7 @@ pub(super) fn door_password(
         Ok(rules::door_param(conn, door, name)?
             .is_some_and(|p| !p.trim().is_empty() && p.trim() == typed))
     };
-    if is("SupplierPassWord")? {
+    if is("SupplierPassWord")? || is("SupperPassWord")? {
         return Ok(Some(DoorPassword::Emergency));
     }
     if is("ForcePassWord")? {
@@ -276,6 +277,12 @@ mod tests {
         );
         assert_eq!(door_password(c, 2, "666").unwrap(), None);
         assert_eq!(door_password(c, 2, "").unwrap(), None);
+        // The spec's own spelling, in any case.
+        s.set_option("door3SupperPassword", "4242").unwrap();
+        assert_eq!(
+            door_password(c, 3, "4242").unwrap(),
+            Some(DoorPassword::Emergency)
+        );
     }
 
     #[test]

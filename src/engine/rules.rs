@@ -169,8 +169,11 @@ pub fn rule_covers(conn: &Connection, id: i64, at: NaiveDateTime) -> rusqlite::R
 /// (12.1.1.17) row `ID=n Name=Door<Name>`.
 pub fn door_param(conn: &Connection, door: u8, name: &str) -> rusqlite::Result<Option<String>> {
     let key = format!("Door{door}{name}");
+    // Servers vary the case (`door1drivertime`); the exact spelling wins.
     let from_options: Option<String> = conn
-        .prepare_cached("SELECT value FROM options WHERE key = ?1")?
+        .prepare_cached(
+            "SELECT value FROM options WHERE key = ?1 COLLATE NOCASE ORDER BY key = ?1 DESC LIMIT 1",
+        )?
         .query_row([&key], |r| r.get(0))
         .optional()?;
     if from_options.is_some() {

@@ -13,6 +13,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default)]
 pub struct DoorParams {
     options: std::collections::HashMap<String, String>,
+    /// The same by lower-case key: servers vary the case (`door1drivertime`).
+    options_nocase: std::collections::HashMap<String, String>,
     /// (door id, lower-case name) → value.
     table: std::collections::HashMap<(i64, String), String>,
 }
@@ -24,6 +26,7 @@ impl DoorParams {
             conn.prepare_cached("SELECT key, value FROM options WHERE key LIKE 'Door%'")?;
         for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
             let (k, v): (String, String) = row?;
+            p.options_nocase.insert(k.to_ascii_lowercase(), v.clone());
             p.options.insert(k, v);
         }
         let mut stmt = conn.prepare_cached("SELECT id, name, value FROM door_parameters")?;
@@ -37,7 +40,11 @@ impl DoorParams {
     /// As [`door_param`].
     pub fn get(&self, door: u8, name: &str) -> Option<&str> {
         let key = format!("Door{door}{name}");
-        if let Some(v) = self.options.get(&key) {
+        if let Some(v) = self
+            .options
+            .get(&key)
+            .or_else(|| self.options_nocase.get(&key.to_ascii_lowercase()))
+        {
             return Some(v);
         }
         let id = i64::from(door);
@@ -93,5 +100,37 @@ pub fn door_settings_from(p: &DoorParams, door: u8, board_has_sensor: bool) -> D
         valid_tz: p.number(door, "ValidTZ").filter(|tz| *tz > 0),
         // Appendix 10: "Exit button status. 1: Do not lock (default). 0: Lock".
         exit_button_opens: p.number(door, "REXInput") != Some(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn option_keys_match_in_any_case_and_the_exact_spelling_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.set_option("door1drivertime", "7").unwrap();
+        s.set_option("DOOR2DRIVERTIME", "9").unwrap();
+        s.set_option("door2Drivertime", "3").unwrap();
+        s.set_option("Door2Drivertime", "4").unwrap();
+        let p = DoorParams::load(s.conn()).unwrap();
+        assert_eq!(p.number(1, "Drivertime"), Some(7));
+        assert_eq!(p.number(2, "Drivertime"), Some(4));
+        let conn = s.conn();
+        assert_eq!(
+            crate::engine::rules::door_param(conn, 1, "Drivertime").unwrap(),
+            Some("7".into())
+        );
+        assert_eq!(
+            crate::engine::rules::door_param(conn, 2, "Drivertime").unwrap(),
+            Some("4".into())
+        );
+        assert_eq!(
+            door_settings_from(&p, 1, true).drive_time,
+            Duration::from_secs(7)
+        );
     }
 }
