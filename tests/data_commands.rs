@@ -393,7 +393,24 @@ fn count_posts_the_table_count_then_returns_zero() {
     h.ret("C:6:DATA UPDATE templatev10 Pin=1 FingerID=1 Template=QUJD");
     h.link.posts.clear();
     assert_eq!(h.ret("C:289:DATA COUNT template10"), 0);
-    assert_eq!(h.link.posts[0].text(), "templatev10=1");
+    // Answered under the name the server used (its own spelling of templatev10).
+    assert_eq!(h.link.posts[0].text(), "template10=1");
+    assert!(h.link.posts[0]
+        .path_and_query
+        .contains("&tablename=template10&"));
+    h.link.posts.clear();
+    assert_eq!(
+        h.ret("C:291:DATA QUERY tablename=template10,fielddesc=*,filter=*"),
+        1
+    );
+    assert!(h.link.posts[0]
+        .path_and_query
+        .contains("&tablename=template10&"));
+    assert!(
+        h.link.posts[0].text().starts_with("template10 "),
+        "{}",
+        h.link.posts[0].text()
+    );
     h.link.posts.clear();
     assert_eq!(h.ret("C:290:DATA COUNT user Pin=3"), 0);
     assert_eq!(h.link.posts[0].text(), "user=1");

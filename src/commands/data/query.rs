@@ -17,6 +17,9 @@ use rusqlite::Connection;
 /// each output field is made from them.
 pub(crate) struct OutputPlan {
     pub table: &'static Table,
+    /// The name records and `tablename=` carry: the server's own spelling
+    /// of the table (`template10` for templatev10), else the table's name.
+    label: String,
     outs: Vec<Out>,
     columns: Vec<&'static str>,
 }
@@ -58,9 +61,19 @@ impl OutputPlan {
         }
         Ok(OutputPlan {
             table,
+            label: table.name.to_owned(),
             outs,
             columns,
         })
+    }
+
+    /// Answers under `name`, the spelling the server used, when it names
+    /// this table (an alias or another case); otherwise under the table's name.
+    pub fn called(mut self, name: &str) -> Self {
+        if answer_name(self.table, name) == name {
+            self.label = name.to_owned();
+        }
+        self
     }
 
     pub fn select_sql(&self, conds: &[Condition]) -> String {
@@ -124,7 +137,7 @@ impl OutputPlan {
 
     /// The record with its table name in front, as QUERY and uploads send it.
     pub fn format_prefixed(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
-        Ok(format!("{} {}", self.table.name, self.format(row)?))
+        Ok(format!("{} {}", self.label, self.format(row)?))
     }
 }
 
@@ -194,19 +207,29 @@ fn count_rows(conn: &Connection, table: &Table, conds: &[Condition]) -> Result<u
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// The table name an answer carries: `asked` (trimmed) when it names `table`
+/// (the server's own spelling, e.g. `template10`), else the table's name.
+pub(crate) fn answer_name<'a>(table: &'static Table, asked: &'a str) -> &'a str {
+    let asked = asked.trim();
+    match crate::commands::data::schema::table(asked) {
+        Some(t) if std::ptr::eq(t, table) => asked,
+        _ => table.name,
+    }
+}
+
 /// DATA COUNT: `<table>=<n>` to querydata, then Return=0 (12.1.3.1).
 pub(crate) fn count(command: &Command, ctx: &mut CommandContext<'_>) -> Result<i64, DataError> {
     let (name, body) = command.table_and_body();
     let table = lookup_table(name)?;
     let conds = filter_conditions(table, body, ctx.store)?;
     let n = count_rows(ctx.store.conn(), table, &conds)?;
+    let label = answer_name(table, name);
     let pq = format!(
-        "/iclock/querydata?SN={}&type=count&cmdid={}&tablename={}&count=1&packcnt=1&packidx=1",
+        "/iclock/querydata?SN={}&type=count&cmdid={}&tablename={label}&count=1&packcnt=1&packidx=1",
         ctx.link.serial(),
         command.id,
-        table.name
     );
-    let body = format!("{}={n}", table.name);
+    let body = format!("{label}={n}");
     post_checked(ctx.link, "/iclock/querydata", &pq, body.as_bytes(), None)?;
     Ok(crate::commands::codes::OK)
 }
@@ -309,7 +332,7 @@ pub(crate) fn query(command: &Command, ctx: &mut CommandContext<'_>) -> Result<i
                 .collect(),
         ),
     };
-    let plan = OutputPlan::new(table, fields.as_deref())?;
+    let plan = OutputPlan::new(table, fields.as_deref())?.called(args.tablename.trim());
     let conds = if args.filter.eq_ignore_ascii_case("NewRecord") {
         if table.name != TRANSACTION {
             return Err(DataError::BadCommand(
@@ -362,7 +385,7 @@ pub(crate) fn query(command: &Command, ctx: &mut CommandContext<'_>) -> Result<i
         let pq = format!(
             "/iclock/querydata?SN={serial}&type=tabledata&cmdid={}&tablename={}&count={n}&packcnt={}&packidx={}",
             command.id,
-            table.name,
+            plan.label,
             packages.len(),
             idx + 1
         );
