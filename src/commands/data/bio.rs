@@ -32,11 +32,25 @@ pub fn rule_for(table: &Table) -> Option<BioRule> {
     }
 }
 
-/// Parses `0:1:0:...` (spaces allowed) into per-type flags.
+/// Parses `0:1:0:...` (spaces allowed) into per-type flags, indexed by
+/// Appendix 18 type. Appendix 18 lists ten types; 6.1's worked example
+/// sends nine entries (`0:1:0:0:0:0:0:0:1`) and reads the last as visible
+/// light face, so a nine-entry list is types 0-7 then type 9 (palm vein,
+/// type 8, absent). Text and example disagree on the length only; both
+/// agree that visible light face is the last entry, which this follows.
 pub fn parse_support(text: &str) -> [bool; 10] {
+    let flags: Vec<bool> = text
+        .split(':')
+        .map(|part| part.trim().parse::<u32>().is_ok_and(|v| v != 0))
+        .collect();
     let mut out = [false; 10];
-    for (slot, part) in out.iter_mut().zip(text.split(':')) {
-        *slot = part.trim().parse::<u32>().is_ok_and(|v| v != 0);
+    if flags.len() == 9 {
+        out[..8].copy_from_slice(&flags[..8]);
+        out[9] = flags[8];
+    } else {
+        for (slot, flag) in out.iter_mut().zip(flags) {
+            *slot = flag;
+        }
     }
     out
 }
@@ -150,6 +164,22 @@ fn type_of(conds: &[Condition]) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn nine_entry_lists_end_with_visible_light_face_as_6_1_shows() {
+        let nine = parse_support("0:1:0:0:0:0:0:0:1");
+        assert!(nine[1] && nine[9] && !nine[8], "{nine:?}");
+        let ten = parse_support("0:1:1:0:0:0:0:0:0:1");
+        assert!(ten[1] && ten[2] && ten[9] && !ten[8], "{ten:?}");
+        let short = parse_support("0:1");
+        assert!(short[1] && !short[9]);
+        // 6.1's example negotiated: visible light face templates only.
+        let both = BioSupport::from_server(Some("0:0:0:0:0:0:0:0:1"), None);
+        assert!(both.check_update(BioRule::Data, 9).is_ok());
+        assert!(both.check_update(BioRule::Data, 8).is_err());
+        assert!(both.check_update(BioRule::Data, 1).is_err());
+    }
+
     use super::*;
 
     #[test]
