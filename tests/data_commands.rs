@@ -824,3 +824,33 @@ fn sql_in_names_and_values_is_data() {
     let lines = h.query_lines("user");
     assert!(lines[0].contains("pin=1'; DROP TABLE users; --"));
 }
+
+#[test]
+fn delete_wgformat_by_reader_id_deletes_the_readers_format_as_12_1_2_24_writes_it() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.ret("C:1:DATA UPDATE WGFormat ID=5\tCardBit=26\tSiteCode=0\tFormatName=w26\tCardFormat=pccccccccccccccccccccccccp:eeeeeeeeeeeeeooooooooooooo"),
+        0
+    );
+    assert_eq!(
+        h.ret("C:2:DATA UPDATE ReaderWGFormat ReaderID=1\tDevID=1\tWGFormatID=5\tParityVerifyDisable=0\tReversalType=0\nReaderID=2\tDevID=1\tWGFormatID=5\tParityVerifyDisable=0\tReversalType=0"),
+        0
+    );
+    let count = |h: &mut Harness, id: &str, table: &str| {
+        h.link.posts.clear();
+        assert_eq!(h.ret(&format!("C:{id}:DATA COUNT {table}")), 0);
+        h.link.posts[0].text()
+    };
+    assert_eq!(count(&mut h, "3", "ReaderWGFormat"), "ReaderWGFormat=2");
+    assert_eq!(h.ret("C:4:DATA DELETE WGFormat ReaderID=1"), 0);
+    assert_eq!(count(&mut h, "5", "ReaderWGFormat"), "ReaderWGFormat=1");
+    assert_eq!(
+        count(&mut h, "6", "WGFormat"),
+        "WGFormat=1",
+        "the format itself stays"
+    );
+    // 12.1.2.23's conditions still delete formats.
+    assert_eq!(h.ret("C:7:DATA DELETE WGFormat ID=5"), 0);
+    assert_eq!(count(&mut h, "8", "WGFormat"), "WGFormat=0");
+    assert_eq!(h.ret("C:9:DATA DELETE WGFormat Nonsense=1"), -621);
+}

@@ -479,9 +479,28 @@ pub(crate) fn update(
 }
 
 /// Applies a DATA DELETE: each line is one condition list (or `*`).
+/// The table a DELETE removes from. 12.1.2.24 "Delete Reader Wiegand
+/// Format" writes the table as `WGFormat` (12.1.2.23's name) with
+/// `ReaderID=`/`DevID=` conditions and calls it "the reader Wiegand format
+/// table": those conditions, which `WGFormat` lacks, mean `ReaderWGFormat`.
+/// `*` and `ID=`/`CardBit=` stay with `WGFormat` (12.1.2.23).
+fn delete_table(table: &'static Table, body: &str) -> &'static Table {
+    let names_reader =
+        |key: &str| key.eq_ignore_ascii_case("ReaderID") || key.eq_ignore_ascii_case("DevID");
+    if table.name == "WGFormat"
+        && body
+            .split(['\t', '\n', ' '])
+            .filter_map(|p| p.split_once('='))
+            .any(|(k, _)| names_reader(k.trim()))
+    {
+        return crate::commands::data::schema::table("ReaderWGFormat").unwrap_or(table);
+    }
+    table
+}
+
 pub(crate) fn delete(command: &Command, ctx: &mut CommandContext<'_>) -> Result<i64, DataError> {
     let (name, body) = command.table_and_body();
-    let table = lookup_table(name)?;
+    let table = delete_table(lookup_table(name)?, body);
     let bio_rule = bio::rule_for(table);
     let mut statements: Vec<Vec<Condition>> = Vec::new();
     for (line_no, line) in record_lines(body) {
