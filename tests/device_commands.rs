@@ -106,3 +106,28 @@ fn a_grant_lights_the_readers_led_and_beeps_and_a_denial_beeps_with_the_led_off(
     let s = rig.wait_state(|s| !s.buzzers[1]);
     assert!(!s.buzzers[1], "{s:?}");
 }
+
+#[test]
+fn ac_unlock_opens_door_1_for_its_drive_time_and_ac_unalarm_cancels_every_alarm() {
+    let rig = Rig::start();
+    rig.enrol(&["SET OPTIONS Door1Drivertime=4".into()]);
+    assert_eq!(rig.run_commands(&["AC_UNLOCK".into()]), [0]);
+    rig.engine_sync();
+    assert_eq!(rig.state().locks, [true, false, false, false]);
+    let opened = rig.wait_events("8", 1);
+    assert_eq!(opened[0].get("eventaddr"), Some("1"));
+    rig.advance(Duration::from_secs(3));
+    assert!(rig.state().locks[0], "DoorDrivertime is 4 s");
+    rig.advance(Duration::from_secs(2));
+    assert!(!rig.state().locks[0]);
+    assert_eq!(rig.run_commands(&["AC_UNALARM".into()]), [0]);
+    let cancelled = rig.wait_events("7", 4);
+    let mut doors: Vec<_> = cancelled
+        .iter()
+        .filter_map(|r| r.get("eventaddr").map(str::to_owned))
+        .collect();
+    doors.sort();
+    assert_eq!(doors, ["1", "2", "3", "4"]);
+    let results = rig.server.results(common::SN);
+    assert!(results.iter().any(|r| r.cmd == "AC_UNLOCK"));
+}

@@ -3,6 +3,12 @@
 //! through its [`EngineHandle`] and waits for the answer with a timeout;
 //! restart and network switch-over go to the platform. It never touches a
 //! door itself: the engine owns them.
+//!
+//! It also takes the terminal-style commands that mean the same:
+//! `AC_UNALARM` is CONTROL DEVICE 02 for every door; `AC_UNLOCK` releases
+//! door 1 for its DoorDrivertime. AC_UNLOCK names no door: servers that send
+//! it were written for one-door terminals, so it opens the first door, the
+//! one such a terminal has, never every door of a larger panel.
 
 use crate::commands::{codes, CommandContext, CommandExecutor, CommandOutcome};
 use crate::engine::control::{parse, ControlRequest};
@@ -25,13 +31,31 @@ impl ControlExecutor {
     }
 }
 
+/// `AC_UNLOCK` and `AC_UNALARM` as the door commands they stand for.
+fn terminal_command(verb: &Verb) -> Option<DoorCommand> {
+    let Verb::Other(name) = verb else {
+        return None;
+    };
+    if name.eq_ignore_ascii_case("AC_UNLOCK") {
+        Some(DoorCommand::Unlock { door: 1 })
+    } else if name.eq_ignore_ascii_case("AC_UNALARM") {
+        Some(DoorCommand::CancelAlarm { door: 0 })
+    } else {
+        None
+    }
+}
+
 impl CommandExecutor for ControlExecutor {
     fn handles(&self, verb: &Verb) -> bool {
-        *verb == Verb::ControlDevice
+        *verb == Verb::ControlDevice || terminal_command(verb).is_some()
     }
 
     fn execute(&mut self, command: &Command, ctx: &mut CommandContext<'_>) -> CommandOutcome {
-        let req = match parse(&command.rest) {
+        let parsed = match terminal_command(&command.verb) {
+            Some(cmd) => Ok(ControlRequest::Door(cmd)),
+            None => parse(&command.rest),
+        };
+        let req = match parsed {
             Ok(r) => r,
             Err(e) => {
                 log::warn!("CONTROL DEVICE {}: {e}", command.id);

@@ -93,8 +93,6 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "INFO",
     "LOG",
     "CLEAR",
-    "AC_UNLOCK",
-    "AC_UNALARM",
     "VERIFY",
 ];
 

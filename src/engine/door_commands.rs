@@ -143,6 +143,18 @@ impl Engine {
                 }
                 codes::OK
             }
+            DoorCommand::Unlock { door } => {
+                let doors = self.doors.matching(door);
+                if doors.is_empty() {
+                    return codes::BAD_PARAMETER;
+                }
+                for i in doors {
+                    self.doors.release(i, now);
+                    self.log_plain(code::REMOTE_OPEN, u32::from(self.doors[i].number));
+                }
+                self.doors.drive(now);
+                codes::OK
+            }
             DoorCommand::WiegandTest { start } => {
                 self.wiegand_test = start;
                 codes::OK

@@ -129,6 +129,11 @@ pub enum DoorCommand {
     Emergency {
         all_open: bool,
     },
+    /// AC_UNLOCK: release the door for its own DoorDrivertime, as a granted
+    /// card does (logged as a remote opening, 8).
+    Unlock {
+        door: u8,
+    },
     /// 09: start (true) or stop uploading read frames as `testdata`.
     WiegandTest {
         start: bool,
