@@ -32,7 +32,11 @@ impl Engine {
         let Some(at) = Arrival::of_input(&self.setup.board, reader) else {
             return;
         };
-        if self.wiegand_test {
+        if self.wiegand_test.is_some_and(|until| now >= until) {
+            log::info!("the Wiegand test ended by itself; cards are decided again");
+            self.wiegand_test = None;
+        }
+        if self.wiegand_test.is_some() {
             let line = format!(
                 "type=wg\tbitscount={}\tbits={}\tsn={}",
                 frame.bits.len(),

@@ -12,6 +12,10 @@ use super::runner::Engine;
 use crate::protocol::codes;
 use std::time::Instant;
 
+/// How long a Wiegand test (CONTROL DEVICE 09) runs unless stopped sooner;
+/// cards are decided again after it.
+pub const WIEGAND_TEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl Engine {
     pub(super) fn on_command(&mut self, cmd: DoorCommand, now: Instant) -> i64 {
         match cmd {
@@ -156,7 +160,9 @@ impl Engine {
                 codes::OK
             }
             DoorCommand::WiegandTest { start } => {
-                self.wiegand_test = start;
+                // Bounded: a server that never sends 09 02 must not leave the
+                // readers deciding nothing.
+                self.wiegand_test = start.then(|| now + WIEGAND_TEST_LIMIT);
                 codes::OK
             }
         }
@@ -176,6 +182,50 @@ mod tests {
         let (tx, rx) = channel();
         b.engine.step(Some(EngineInput::Command(cmd, tx)));
         rx.try_recv().expect("answered within the step")
+    }
+
+    fn frame(card: u64) -> Option<EngineInput> {
+        let bits = lintel_hal::wiegand::Format::standard("wiegand26")
+            .unwrap()
+            .encode(card, None)
+            .unwrap();
+        Some(EngineInput::Hal(
+            lintel_hal::InputEvent::Wiegand {
+                reader: 1,
+                frame: lintel_hal::wiegand::WiegandFrame {
+                    bits,
+                    first_edge: lintel_hal::Timestamp::now(),
+                    last_edge: lintel_hal::Timestamp::now(),
+                    noise_pulses: 0,
+                },
+            },
+            std::time::Instant::now(),
+        ))
+    }
+
+    #[test]
+    fn the_wiegand_test_takes_frames_until_stopped_or_until_its_limit() {
+        let mut b = Bench::new();
+        b.enrol("7", "1234");
+        let test = |start| DoorCommand::WiegandTest { start };
+        assert_eq!(run(&mut b, test(true)), codes::OK);
+        let before = b.codes().len();
+        b.engine.step(frame(1234));
+        assert!(!b.lock_on(1), "a frame under test is reported, not decided");
+        assert_eq!(b.codes().len(), before);
+        assert_eq!(run(&mut b, test(false)), codes::OK);
+        b.engine.step(frame(1234));
+        assert!(b.lock_on(1), "stopped: decided again");
+        b.advance(Duration::from_secs(10));
+        // Never stopped: it ends by itself after WIEGAND_TEST_LIMIT.
+        assert_eq!(run(&mut b, test(true)), codes::OK);
+        b.advance(super::WIEGAND_TEST_LIMIT - Duration::from_secs(1));
+        b.engine.step(frame(1234));
+        assert!(!b.lock_on(1));
+        b.advance(Duration::from_secs(2));
+        b.engine.step(frame(1234));
+        assert!(b.lock_on(1), "the readers are not left dead");
+        assert_eq!(b.codes().last(), Some(&0));
     }
 
     #[test]

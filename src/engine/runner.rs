@@ -61,7 +61,8 @@ pub struct Engine {
     pub(super) answers: Option<Sender<EngineInput>>,
     /// When the HAL event of this step was forwarded (benchmark probe).
     pub(super) forwarded_at: Instant,
-    pub(super) wiegand_test: bool,
+    /// Until when read frames go to the server as `testdata` (CONTROL 09).
+    pub(super) wiegand_test: Option<Instant>,
     /// Events queued during this step, not yet announced to the session.
     pub(super) pending_notify: bool,
 }
@@ -95,7 +96,7 @@ impl Engine {
             stopped: false,
             answers: None,
             forwarded_at: now,
-            wiegand_test: false,
+            wiegand_test: None,
             pending_notify: false,
         }
     }
