@@ -513,6 +513,26 @@ fn transaction_query_uses_the_access_record_format_and_filters() {
         1
     );
     assert!(h.link.posts[0].text().contains(&format!("index={second}")));
+    // What NewRecord sent is uploaded: the rtlog upload has nothing left of
+    // it, and a second NewRecord finds nothing new.
+    assert!(
+        h.store.outbox_batch(1 << 20).unwrap().is_none(),
+        "the sent event left the rtlog upload"
+    );
+    h.link.posts.clear();
+    assert_eq!(
+        h.ret("C:31:DATA QUERY tablename=transaction,fielddesc=*,filter=NewRecord"),
+        0
+    );
+    let third = h
+        .store
+        .append_event(&NewEvent::plain("2024-03-02 08:00:00".into(), 0, 1))
+        .unwrap();
+    assert_eq!(
+        h.ret("C:32:DATA QUERY tablename=transaction,fielddesc=*,filter=NewRecord"),
+        1
+    );
+    assert!(h.link.posts[0].text().contains(&format!("index={third}")));
     // Selected fields keep the format's order.
     h.link.posts.clear();
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The outbox: uploads waiting for the server's 200, oldest first.
 
 use super::{Store, StoreError};
+use crate::protocol::Record;
 use rusqlite::params;
 
 /// Consecutive outbox rows of one channel that go in one request, already
@@ -231,6 +232,39 @@ impl Store {
                 .execute([acked])?;
             Ok(())
         })
+    }
+
+    /// Deletes the rtlog rows not yet acknowledged whose event index is at
+    /// most `last_index`: their records reached the server another way (DATA
+    /// QUERY filter=NewRecord), so the upload must not send them again.
+    /// Acknowledged rows are left to compaction. Returns the rows deleted.
+    pub fn outbox_drop_rtlog_through(&self, last_index: i64) -> Result<usize, StoreError> {
+        let acked = self.outbox_acked_through()?;
+        let mut ids = Vec::new();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, body FROM outbox WHERE channel = 'rtlog' AND id > ?1 ORDER BY id",
+            )?;
+            let mut rows = stmt.query([acked])?;
+            while let Some(row) = rows.next()? {
+                let body: String = row.get(1)?;
+                let index = Record::parse(&body)
+                    .ok()
+                    .and_then(|r| r.get("index").and_then(|i| i.trim().parse::<i64>().ok()));
+                if index.is_some_and(|i| i <= last_index) {
+                    ids.push(row.get::<_, i64>(0)?);
+                }
+            }
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+            for id in &ids {
+                del.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(ids.len())
     }
 
     /// Rows not yet accepted by the server.

@@ -333,7 +333,8 @@ pub(crate) fn query(command: &Command, ctx: &mut CommandContext<'_>) -> Result<i
         ),
     };
     let plan = OutputPlan::new(table, fields.as_deref())?.called(args.tablename.trim());
-    let conds = if args.filter.eq_ignore_ascii_case("NewRecord") {
+    let new_records = args.filter.eq_ignore_ascii_case("NewRecord");
+    let conds = if new_records {
         if table.name != TRANSACTION {
             return Err(DataError::BadCommand(
                 "filter=NewRecord applies to transaction only",
@@ -391,6 +392,21 @@ pub(crate) fn query(command: &Command, ctx: &mut CommandContext<'_>) -> Result<i
         );
         post_checked(link, "/iclock/querydata", &pq, body.as_bytes(), Some(n))?;
         link.keepalive();
+    }
+    // NewRecord: what was sent is uploaded now (12.1.4.3), so the rtlog
+    // upload must not send it again. The snapshot's newest event is the
+    // last one sent.
+    let last_sent: Option<i64> = if new_records {
+        tx.query_row("SELECT MAX(idx) FROM event_log", [], |r| r.get(0))?
+    } else {
+        None
+    };
+    drop(rows);
+    drop(stmt);
+    drop(tx);
+    if let Some(last) = last_sent {
+        let n = ctx.store.outbox_drop_rtlog_through(last)?;
+        log::info!("DATA QUERY NewRecord: events through {last} sent; {n} left the rtlog upload");
     }
     Ok(i64::try_from(total).unwrap_or(i64::MAX))
 }
