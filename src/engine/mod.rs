@@ -100,6 +100,8 @@ pub fn start(
         hal_handled: Arc::new(AtomicU64::new(0)),
     };
     let liveness = setup.liveness.clone();
+    // One below the HAL's input threads, so a card's frame is captured first.
+    let inputs_priority = setup.board.defaults.realtime_priority.saturating_sub(1);
     let mut engine = Engine::new(setup, store, outputs);
     engine.hal_handled = handle.hal_handled.clone();
     engine.answers = Some(tx.clone());
@@ -111,6 +113,14 @@ pub fn start(
     std::thread::Builder::new()
         .name("engine-inputs".into())
         .spawn(move || {
+            // A card's decision must not wait behind a bulk sync for a CPU:
+            // this thread runs under SCHED_FIFO where the HAL's do (its work
+            // per HAL event is bounded: one decision, its outputs and row).
+            if inputs_priority > 0 {
+                if let Err(e) = lintel_hal::realtime::try_enter(inputs_priority) {
+                    log::debug!("engine-inputs stays at normal priority: {e}");
+                }
+            }
             // Waiting for the hardware may last forever; a step may not.
             let promise = |wait| {
                 if let Some(l) = &inputs_liveness {
