@@ -37,7 +37,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET=aarch64-unknown-linux-gnu
-DEB_RUST_VERSION="1.85.0+dfsg3-1~deb12u3"   # keep in step with scripts/qemu-gpio-test.sh
+DEB_RUST_VERSION="1.85.0+dfsg3-1~deb12u3"   # keep in step with scripts/cross-build.sh
 export QEMU_GPIO_DIR="${QEMU_GPIO_DIR:-$ROOT/target/qemu-gpio}"
 KILLS="${LINTEL_POWER_LOSS_KILLS:-5}"
 SEED="${LINTEL_POWER_LOSS_SEED:-$(( $(date +%s) % 1000000 ))}"
@@ -53,37 +53,9 @@ case "$KILLS$SEED" in *[!0-9]*) echo "qemu-power-loss: kills and seed are number
 start=$(date +%s)
 log() { echo "qemu-power-loss: $* (+$(( $(date +%s) - start )) s)" >&2; }
 
-toolchain_ready() {
-    [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] \
-        && /usr/bin/rustc --version 2>/dev/null | grep -q '^rustc 1\.85' \
-        && [ -d "/usr/lib/rustlib/$TARGET/lib" ] \
-        && command -v aarch64-linux-gnu-gcc >/dev/null \
-        && [ -f /usr/aarch64-linux-gnu/lib/libc.a ]
-}
-
-# The recipe of scripts/qemu-gpio-test.sh (Debian's Rust 1.85, aarch64 std unpacked).
-install_toolchain() {
-    [ "$(id -u)" = 0 ] || { log "the Debian Rust 1.85 toolchain is missing and installing it needs root"; exit 75; }
-    export DEBIAN_FRONTEND=noninteractive
-    local V="$DEB_RUST_VERSION"
-    if ! apt-cache show "libstd-rust-web-dev:arm64=$V" >/dev/null 2>&1; then
-        apt-get update || { sleep 20; apt-get update || log "apt-get update reported errors"; }
-    fi
-    apt-get install -y --no-install-recommends \
-        "rustc-web=$V" "cargo-web=$V" "libstd-rust-web-dev=$V" "libstd-rust-web-1.85=$V" \
-        gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-    if [ ! -d "/usr/lib/rustlib/$TARGET/lib" ]; then
-        local d
-        d="$(mktemp -d)"
-        chmod 755 "$d"   # apt-get download drops privileges to _apt
-        (cd "$d" && apt-get download "libstd-rust-web-dev:arm64=$V" "libstd-rust-web-1.85:arm64=$V")
-        for f in "$d"/*.deb; do dpkg -x "$f" "$d/x"; done
-        mkdir -p /usr/lib/rustlib
-        cp -r "$d/x/usr/lib/rustlib/$TARGET" /usr/lib/rustlib/
-        rm -rf "$d"
-    fi
-    toolchain_ready || { log "toolchain still incomplete after install"; exit 75; }
-}
+# toolchain_ready, install_toolchain: the recipe both qemu scripts share.
+# shellcheck source=scripts/lib/deb-rust-aarch64.sh
+. "$ROOT/scripts/lib/deb-rust-aarch64.sh"
 
 # The block and ext4 modules of the kernel setup.sh cached (Debian builds them as
 # modules), from the linux-image package of that exact ABI.
