@@ -426,11 +426,9 @@ fn stored_users(db: &Path) -> Result<HashMap<u64, String>, String> {
 /// A process killed after the command's commit (its fsync is the long part)
 /// and before the real result is stored reports -12 after the restart,
 /// although every record was applied: "Return=0 means it took effect,
-/// otherwise not" does not hold. Ignored in the normal run until the session
-/// stores the result with the command's own commit (or re-runs idempotent
-/// commands instead of answering their fallback); the proof stage runs it.
+/// otherwise not" did not hold. The result now commits with the records
+/// (`Store::settle_command_in`).
 #[test]
-#[ignore = "defect found by the power-cut run; the proof stage runs it"]
 fn a_data_command_killed_after_its_commit_is_not_answered_as_failed() {
     use lintel::commands::data::DataExecutor;
     use lintel::commands::{CommandContext, CommandExecutor};

@@ -91,6 +91,21 @@ impl Store {
         }
     }
 
+    /// Stores `ret` as the result of command `id` inside `tx`, the
+    /// transaction that carries out the command's effect (DATA UPDATE and
+    /// DELETE): a process killed after that commit and before
+    /// [`Store::finish_command`] reports what took effect, not the fallback
+    /// of [`Store::begin_command`]. Nothing happens for an ID without a row.
+    pub fn settle_command_in(
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+        ret: i64,
+    ) -> Result<(), StoreError> {
+        tx.prepare_cached("UPDATE command_results SET ret = ?2, extra = '' WHERE id = ?1")?
+            .execute(params![id, ret])?;
+        Ok(())
+    }
+
     /// Records the real result of a command begun with [`Store::begin_command`].
     pub fn finish_command(
         &self,

@@ -474,6 +474,8 @@ pub(crate) fn update(
             start += run;
         }
     }
+    // The result commits with the records it answers for.
+    crate::store::Store::settle_command_in(&tx, &command.id, crate::commands::codes::OK)?;
     tx.commit()?;
     Ok(post_back)
 }
@@ -535,6 +537,7 @@ pub(crate) fn delete(command: &Command, ctx: &mut CommandContext<'_>) -> Result<
         let mut stmt = tx.prepare_cached(&sql)?;
         stmt.execute(rusqlite::params_from_iter(conds.iter().map(|c| &c.value)))?;
     }
+    crate::store::Store::settle_command_in(&tx, &command.id, crate::commands::codes::OK)?;
     tx.commit()?;
     Ok(crate::commands::codes::OK)
 }
