@@ -1353,3 +1353,28 @@ fn door_times_beyond_any_clock_decide_without_a_panic() {
     rig.wait_events("0", 3);
     assert_eq!(codes(&rig), ["0", "20", "0", "24", "26", "0"]);
 }
+
+#[test]
+fn a_door_disabled_by_its_door_property_refuses_cards_with_63_until_enabled() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        timezone_cmd(1, &[0, 1, 2, 3, 4, 5, 6], interval(0, 2359)),
+        user_cmd("7", 4242, ""),
+        authorize_cmd("7", 1, 0b11),
+        "DATA UPDATE DoorProperty ID=1\tDevID=1\tAddress=1\tDisable=1".into(),
+    ]);
+    rig.swipe(1, 4242);
+    let refused = rig.wait_events("63", 1);
+    assert_eq!(refused[0].get("eventaddr"), Some("1"));
+    rig.engine_sync();
+    assert!(!rig.state().locks[0], "a disabled door stays shut");
+    // Door 2 has no DoorProperty row: enabled.
+    rig.swipe(2, 4242);
+    rig.wait_events("0", 1);
+    rig.enrol(&["DATA UPDATE DoorProperty ID=1\tDevID=1\tAddress=1\tDisable=0".into()]);
+    rig.advance(Duration::from_secs(5));
+    rig.swipe(1, 4242);
+    rig.wait_events("0", 2);
+    rig.engine_sync();
+    assert!(rig.state().locks[0]);
+}

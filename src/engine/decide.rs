@@ -129,9 +129,11 @@ impl Decision {
         let Some(i) = doors.index_of(door) else {
             return Ok(Verdict::Deny(23));
         };
-        // DoorDisable is "1: enable, 0: disable"; DoorMaskFlag 1 locks the door.
+        // DoorDisable is "1: enable, 0: disable"; DoorMaskFlag 1 locks the door;
+        // a DoorProperty row with Disable=1 disables it (63, "door locked").
         if rules::door_number(conn, door, "Disable")? == Some(0)
             || rules::door_number(conn, door, "MaskFlag")? == Some(1)
+            || rules::door_property_disabled(conn, door)?
             || doors[i].is_locked_shut()
         {
             return Ok(Verdict::Deny(63));

@@ -292,6 +292,18 @@ pub fn reader_verify_type(
         .flatten())
 }
 
+/// Whether the door is disabled by its DoorProperty row (12.1.1.15:
+/// "Disable: 0: Enable. 1: Disable"); a door without a row is enabled.
+pub fn door_property_disabled(conn: &Connection, door: u8) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM door_properties WHERE id = ?1 AND disable IS NOT NULL AND disable != 0",
+        )?
+        .query_row([door], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Whether the door's reader on that side is disabled (ReaderProperty
 /// `Disable=1`, or `Type=0`, which 12.1.1.18 also lists as "Disable").
 /// Readers are matched by door and side, as for `VerifyType`; a reader
