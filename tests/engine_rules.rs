@@ -1378,3 +1378,39 @@ fn a_door_disabled_by_its_door_property_refuses_cards_with_63_until_enabled() {
     rig.engine_sync();
     assert!(rig.state().locks[0]);
 }
+
+#[test]
+fn disabled_aux_inputs_are_ignored_and_disabled_aux_outputs_refuse_to_move() {
+    let rig = Rig::start();
+    rig.enrol(&[
+        "DATA UPDATE AuxIn ID=1\tDevID=1\tAddress=1\tDisable=1".into(),
+        "DATA UPDATE AuxOut ID=2\tDevID=1\tAddress=2\tDisable=1".into(),
+    ]);
+    // Aux input 1 is disabled: its trigger is not an event. Aux input 2 is.
+    aux_in(&rig, 1, true);
+    aux_in(&rig, 2, true);
+    let triggered = rig.wait_events("226", 1);
+    assert_eq!(triggered[0].get("eventaddr"), Some("2"));
+    rig.engine_sync();
+    assert_eq!(
+        rig.events("226").len(),
+        1,
+        "aux input 1 is disabled: no 226 for it"
+    );
+    // Aux output 2 is disabled: driving it alone is refused (-12), driving
+    // every output leaves it off.
+    assert_eq!(
+        rig.run_commands(&["CONTROL DEVICE 0102020300".into()]),
+        [-12]
+    );
+    assert_eq!(rig.run_commands(&["CONTROL DEVICE 0100020300".into()]), [0]);
+    rig.engine_sync();
+    assert_eq!(rig.state().aux_out, [true, false, true, true]);
+    // Enabled again, it moves.
+    rig.enrol(&[
+        "DATA UPDATE AuxOut ID=2\tDevID=1\tAddress=2\tDisable=0".into(),
+        "CONTROL DEVICE 0102020300".into(),
+    ]);
+    rig.engine_sync();
+    assert!(rig.state().aux_out[1]);
+}

@@ -7,8 +7,8 @@
 
 use super::door::{code, Override};
 use super::handle::{DoorCommand, OutputAction, OutputTarget};
-use super::rtstate;
 use super::runner::Engine;
+use super::{rtstate, rules};
 use crate::protocol::codes;
 use std::time::Instant;
 
@@ -54,12 +54,22 @@ impl Engine {
                 index,
                 action,
             } => {
+                let disabled = |i: usize| {
+                    rules::aux_disabled(self.store.conn(), true, u32::try_from(i + 1).unwrap_or(0))
+                };
                 let idx: Vec<usize> = if index == 0 {
-                    (0..self.doors.aux_count()).collect()
+                    // Every output but those AuxOut disables.
+                    (0..self.doors.aux_count())
+                        .filter(|&i| !disabled(i))
+                        .collect()
                 } else {
                     let i = usize::from(index) - 1;
                     if i >= self.doors.aux_count() {
                         return codes::BAD_PARAMETER;
+                    }
+                    if disabled(i) {
+                        // AuxOut Disable=1: refused, not pretended.
+                        return codes::EXECUTION_ERROR;
                     }
                     vec![i]
                 };

@@ -132,6 +132,10 @@ impl Engine {
                 if initial {
                     return;
                 }
+                if rules::aux_disabled(self.store.conn(), false, u32::from(n)) {
+                    log::debug!("aux input {n} is disabled (AuxIn Disable=1); ignored");
+                    return;
+                }
                 if level {
                     match input_allowed(self.store.conn(), n, 1, self.local_now()) {
                         Ok(true) => {}

@@ -304,6 +304,25 @@ pub fn door_property_disabled(conn: &Connection, door: u8) -> rusqlite::Result<b
         .is_some())
 }
 
+/// Whether aux input (`output` false) or aux output `n` is disabled by its
+/// AuxIn / AuxOut row (12.1.1.20/21: `Disable=1`); without a row it is enabled.
+/// A database error counts as enabled, with a log line: an input must still be
+/// seen and an output the server drives must still move.
+pub fn aux_disabled(conn: &Connection, output: bool, n: u32) -> bool {
+    let sql = if output {
+        "SELECT 1 FROM aux_outputs WHERE id = ?1 AND disable IS NOT NULL AND disable != 0"
+    } else {
+        "SELECT 1 FROM aux_inputs WHERE id = ?1 AND disable IS NOT NULL AND disable != 0"
+    };
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row([n], |_| Ok(())).optional())
+        .map(|r| r.is_some())
+        .unwrap_or_else(|e| {
+            log::error!("aux {n}: cannot read whether it is disabled ({e})");
+            false
+        })
+}
+
 /// Whether the door's reader on that side is disabled (ReaderProperty
 /// `Disable=1`, or `Type=0`, which 12.1.1.18 also lists as "Disable").
 /// Readers are matched by door and side, as for `VerifyType`; a reader

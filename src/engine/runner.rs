@@ -384,7 +384,13 @@ impl Engine {
                 let i = usize::try_from(l.out_addr)
                     .ok()
                     .and_then(|a| a.checked_sub(1));
-                i.is_some_and(|i| self.doors.drive_aux(i, action, now))
+                i.is_some_and(|i| {
+                    !rules::aux_disabled(
+                        self.store.conn(),
+                        true,
+                        u32::try_from(l.out_addr).unwrap_or(0),
+                    ) && self.doors.drive_aux(i, action, now)
+                })
             } else {
                 match u8::try_from(l.out_addr)
                     .ok()
