@@ -471,8 +471,14 @@ impl Engine {
             }
         }
         for (i, s) in plan.aux.into_iter().enumerate() {
-            let was_on = self.doors.set_aux_schedule(i, s);
             let n = u32::try_from(i + 1).unwrap_or(0);
+            // AuxOut Disable=1: no schedule moves it either.
+            let s = if rules::aux_disabled(self.store.conn(), true, n) {
+                AuxSchedule::None
+            } else {
+                s
+            };
+            let was_on = self.doors.set_aux_schedule(i, s);
             match (was_on, s == AuxSchedule::On) {
                 (false, true) => self.log_plain(229, n),
                 (true, false) => self.log_plain(230, n),
