@@ -184,11 +184,13 @@ CARGO=/usr/bin/cargo
 log "$($RUSTC --version), $($CARGO --version)"
 # The shipped binary has no unwind tables: with panic = "abort" nothing unwinds, and
 # the tables were 130 KB of a binary that must stay under 4 MB (std's own, prebuilt,
-# remain, so a panic message still names its place). Tests keep them: the test
-# harness unwinds.
+# remain, so a panic message still names its place). Nor does it have the unwinder's
+# search table (.eh_frame_hdr, --no-eh-frame-hdr): 131 KB on aarch64, which had
+# grown to 4,076,264 bytes; without it a RUST_BACKTRACE backtrace comes out empty,
+# nothing else reads it. Tests keep both: the test harness unwinds.
 SHIP_DIR="${LINTEL_SHIP_TARGET_DIR:-$ROOT/target/deb-1.85-ship}"
 env CARGO_TARGET_DIR="$SHIP_DIR" \
-    "CARGO_TARGET_${TRIPLE_ENV}_RUSTFLAGS=-C force-unwind-tables=no" \
+    "CARGO_TARGET_${TRIPLE_ENV}_RUSTFLAGS=-C force-unwind-tables=no -C link-arg=-Wl,--no-eh-frame-hdr" \
     "CFLAGS_${TARGET//-/_}=-fno-asynchronous-unwind-tables -fno-unwind-tables" \
     $CARGO build --locked --release --target "$TARGET" --bin lintel
 BIN="$SHIP_DIR/$TARGET/release/lintel"
