@@ -23,6 +23,8 @@
 //! Prints figures only. `cargo bench --bench engine_latency`
 //! (env `ENGINE_BENCH_SWIPES`, default 2000; `ENGINE_BENCH_CPU_SECS`, default 60).
 
+mod common;
+
 use lintel::clock::DeviceClock;
 use lintel::commands::executors::{install, ExecutorEnv};
 use lintel::commands::{CommandContext, Dispatcher};
@@ -35,7 +37,6 @@ use lintel::session::link::OfflineLink;
 use lintel::store::Store;
 use lintel_hal::board::BoardConfig;
 use lintel_hal::sim::Pace;
-use rusqlite::params;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::channel;
@@ -58,32 +59,6 @@ fn board() -> BoardConfig {
         board.defaults.realtime_priority = p;
     }
     board
-}
-
-/// 100,000 users (card = pin = i) and their authorisations, one time rule.
-fn fill(store: &mut Store) {
-    let conn = store.conn_mut();
-    let tx = conn.transaction().expect("tx");
-    {
-        let mut u = tx
-            .prepare("INSERT INTO users(pin, cardno, name) VALUES (?1, ?2, ?3)")
-            .expect("prepare");
-        let mut a = tx
-            .prepare("INSERT INTO user_authorizations(pin, timezone_id, door_mask, dev_id) VALUES (?1, 1, 15, 1)")
-            .expect("prepare");
-        for i in 1..=RECORDS {
-            u.execute(params![i.to_string(), i.to_string(), format!("User {i}")])
-                .expect("user");
-            a.execute(params![i.to_string()]).expect("authorisation");
-        }
-        tx.execute(
-            "INSERT INTO time_zones(timezone_id, sun_time1, mon_time1, tue_time1, wed_time1, thu_time1, fri_time1, sat_time1)
-             VALUES (1, 2359, 2359, 2359, 2359, 2359, 2359, 2359)",
-            [],
-        )
-        .expect("time rule");
-    }
-    tx.commit().expect("commit");
 }
 
 /// DATA UPDATE user commands of 1,000 records, rewriting the stored users,
@@ -312,7 +287,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = Store::open(dir.path()).expect("store");
     let t = Instant::now();
-    fill(&mut store);
+    common::fill_users(&mut store, RECORDS);
     println!(
         "stored {RECORDS} users and {RECORDS} authorisations in {:.1} s",
         t.elapsed().as_secs_f64()

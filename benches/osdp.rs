@@ -13,6 +13,8 @@
 //! `cargo bench --bench osdp` (env `OSDP_BENCH_SWIPES`, default 300;
 //! `OSDP_BENCH_CYCLE_SECS`, default 3).
 
+mod common;
+
 use lintel::clock::DeviceClock;
 use lintel::engine::{
     self, DoorCommand, EngineSetup, GrantTiming, OutputAction, OutputTarget, SystemMonotonic,
@@ -21,7 +23,6 @@ use lintel::store::Store;
 use lintel_hal::board::BoardConfig;
 use lintel_hal::osdp::fake::{serve, FakeBus, FakeReader, PdEvent};
 use lintel_hal::wiegand::Format;
-use rusqlite::params;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
@@ -163,28 +164,7 @@ fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
 
 fn fill(dir: &std::path::Path, users: u32) {
     let mut store = Store::open(dir).expect("store");
-    let conn = store.conn_mut();
-    let tx = conn.transaction().expect("tx");
-    {
-        let mut u = tx
-            .prepare("INSERT INTO users(pin, cardno, name) VALUES (?1, ?2, ?3)")
-            .expect("prepare");
-        let mut a = tx
-            .prepare("INSERT INTO user_authorizations(pin, timezone_id, door_mask, dev_id) VALUES (?1, 1, 15, 1)")
-            .expect("prepare");
-        for i in 1..=users {
-            u.execute(params![i.to_string(), i.to_string(), format!("User {i}")])
-                .expect("user");
-            a.execute(params![i.to_string()]).expect("authorisation");
-        }
-        tx.execute(
-            "INSERT INTO time_zones(timezone_id, sun_time1, mon_time1, tue_time1, wed_time1, thu_time1, fri_time1, sat_time1)
-             VALUES (1, 2359, 2359, 2359, 2359, 2359, 2359, 2359)",
-            [],
-        )
-        .expect("time rule");
-    }
-    tx.commit().expect("commit");
+    common::fill_users(&mut store, users);
     store.set_option("Door1Intertime", "0").expect("option");
 }
 
