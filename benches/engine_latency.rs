@@ -28,9 +28,7 @@ mod common;
 use lintel::clock::DeviceClock;
 use lintel::commands::executors::{install, ExecutorEnv};
 use lintel::commands::{CommandContext, Dispatcher};
-use lintel::engine::{
-    self, DoorCommand, EngineSetup, GrantTiming, OutputAction, OutputTarget, SystemMonotonic,
-};
+use lintel::engine::{self, DoorCommand, GrantTiming, OutputAction, OutputTarget};
 use lintel::platform::RecordingPlatform;
 use lintel::protocol::parse_getrequest;
 use lintel::session::link::OfflineLink;
@@ -303,29 +301,7 @@ fn main() {
     let board = board();
     let (input_tx, input_rx) = channel();
     let mut hal = lintel_hal::open(&board, dir.path(), input_tx).expect("sim HAL");
-    let (probe_tx, probe_rx) = channel();
-    let (engine, thread) = engine::start(
-        EngineSetup {
-            board: board.clone(),
-            serial: "BENCH".into(),
-            clock: Arc::new(DeviceClock::new(0)),
-            monotonic: Arc::new(SystemMonotonic),
-            session: None,
-            rtstate_period: Duration::from_secs(60),
-            grant_probe: Some(probe_tx),
-            remote: None,
-            liveness: None,
-            // As the firmware runs: every decision also signals its reader.
-            indicator: Some(Arc::new(hal.start_indicators().expect("indicators"))),
-        },
-        Store::open(dir.path()).expect("store"),
-        engine::Outputs {
-            locks: std::mem::take(&mut hal.locks),
-            aux_out: std::mem::take(&mut hal.aux_out),
-        },
-        input_rx,
-    )
-    .expect("engine");
+    let (engine, thread, probe_rx) = common::start_engine(&board, dir.path(), &mut hal, input_rx);
 
     // Warm-up (page cache, prepared statements).
     run_swipes(&hal, &board, &engine, &probe_rx, 50, 60_000);

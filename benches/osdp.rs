@@ -15,10 +15,7 @@
 
 mod common;
 
-use lintel::clock::DeviceClock;
-use lintel::engine::{
-    self, DoorCommand, EngineSetup, GrantTiming, OutputAction, OutputTarget, SystemMonotonic,
-};
+use lintel::engine::{DoorCommand, OutputAction, OutputTarget};
 use lintel::store::Store;
 use lintel_hal::board::BoardConfig;
 use lintel_hal::osdp::fake::{serve, FakeBus, FakeReader, PdEvent};
@@ -176,29 +173,7 @@ fn card_to_relay(baud: u32, swipes: u32) {
     let (input_tx, input_rx) = channel();
     let mut hal = lintel_hal::open(&board, dir.path(), input_tx).expect("HAL");
     wait_online(&hal, 1);
-    let (probe_tx, probe_rx) = channel::<GrantTiming>();
-    let (engine, thread) = engine::start(
-        EngineSetup {
-            board: board.clone(),
-            serial: "BENCH".into(),
-            clock: Arc::new(DeviceClock::new(0)),
-            monotonic: Arc::new(SystemMonotonic),
-            session: None,
-            rtstate_period: Duration::from_secs(60),
-            grant_probe: Some(probe_tx),
-            remote: None,
-            liveness: None,
-            // As the firmware runs: every decision also signals its reader.
-            indicator: Some(Arc::new(hal.start_indicators().expect("indicators"))),
-        },
-        Store::open(dir.path()).expect("store"),
-        engine::Outputs {
-            locks: std::mem::take(&mut hal.locks),
-            aux_out: std::mem::take(&mut hal.aux_out),
-        },
-        input_rx,
-    )
-    .expect("engine");
+    let (engine, thread, probe_rx) = common::start_engine(&board, dir.path(), &mut hal, input_rx);
     let format = Format::standard("wiegand26").expect("format");
     let mut seed: u32 = 12345;
     let mut total = Vec::new();

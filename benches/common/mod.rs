@@ -43,3 +43,43 @@ pub fn fill_users(store: &mut lintel::store::Store, users: u32) {
     }
     tx.commit().expect("commit");
 }
+
+/// The engine as the firmware runs it, on `hal` (opened on `board` in `dir`,
+/// whose store it opens), with a probe that reports each grant's timing.
+/// Every decision also signals its reader, as in the firmware.
+pub fn start_engine(
+    board: &lintel_hal::board::BoardConfig,
+    dir: &std::path::Path,
+    hal: &mut lintel_hal::Hal,
+    hal_events: std::sync::mpsc::Receiver<lintel_hal::InputEvent>,
+) -> (
+    lintel::engine::EngineHandle,
+    std::thread::JoinHandle<()>,
+    std::sync::mpsc::Receiver<lintel::engine::GrantTiming>,
+) {
+    use lintel::engine::{self, EngineSetup, SystemMonotonic};
+    use std::sync::Arc;
+    let (probe_tx, probe_rx) = std::sync::mpsc::channel();
+    let (engine, thread) = engine::start(
+        EngineSetup {
+            board: board.clone(),
+            serial: "BENCH".into(),
+            clock: Arc::new(lintel::clock::DeviceClock::new(0)),
+            monotonic: Arc::new(SystemMonotonic),
+            session: None,
+            rtstate_period: std::time::Duration::from_secs(60),
+            grant_probe: Some(probe_tx),
+            remote: None,
+            liveness: None,
+            indicator: Some(Arc::new(hal.start_indicators().expect("indicators"))),
+        },
+        lintel::store::Store::open(dir).expect("store"),
+        engine::Outputs {
+            locks: std::mem::take(&mut hal.locks),
+            aux_out: std::mem::take(&mut hal.aux_out),
+        },
+        hal_events,
+    )
+    .expect("engine");
+    (engine, thread, probe_rx)
+}
