@@ -47,14 +47,7 @@ if [ "${LINTEL_SKIP_INSTALL:-0}" != 1 ]; then
 fi
 log "setup ready"
 
-# A target dir of its own: crt-static changes every aarch64 artifact's flags, so sharing
-# target/deb-1.85 with scripts/cross-build.sh would rebuild both sides each time.
-export CARGO_TARGET_DIR="$QEMU_GPIO_DIR/cargo"
-export RUSTC=/usr/bin/rustc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+use_static_aarch64_build   # crt-static: the initramfs has no shared libraries
 JSON="$QEMU_GPIO_DIR/build.json"
 /usr/bin/cargo test --locked -p lintel-hal --test gpio_sim_kernel --target "$TARGET" \
     --no-run --message-format=json-render-diagnostics > "$JSON"

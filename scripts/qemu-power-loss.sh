@@ -103,12 +103,7 @@ log "setup ready"
 
 # The build of qemu-gpio-test.sh, in its target dir (crt-static: the initramfs has no
 # shared libraries).
-export CARGO_TARGET_DIR="$QEMU_GPIO_DIR/cargo"
-export RUSTC=/usr/bin/rustc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+use_static_aarch64_build
 WORK="$QEMU_GPIO_DIR/power-loss"
 rm -rf "$WORK" && mkdir -p "$WORK"
 JSON="$WORK/build.json"

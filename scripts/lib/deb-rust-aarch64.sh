@@ -39,3 +39,15 @@ install_toolchain() {
     fi
     toolchain_ready || { log "toolchain still incomplete after install"; exit 75; }
 }
+
+# The static aarch64 build both scripts make, in one target dir of their own under
+# $QEMU_GPIO_DIR: crt-static changes every aarch64 artifact's flags, so sharing
+# target/deb-1.85 with scripts/cross-build.sh would rebuild both sides each time.
+use_static_aarch64_build() {
+    export CARGO_TARGET_DIR="$QEMU_GPIO_DIR/cargo"
+    export RUSTC=/usr/bin/rustc
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
+    export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+    export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+}
